@@ -1,0 +1,1 @@
+"""Stores: metadata (runs, registry...) and artifacts (content-addressed bytes)."""

@@ -1,0 +1,166 @@
+"""A local folder as an artifact backend.
+
+Every key goes through :func:`~conveyor.core.uris.join_under`, so nothing is read
+or written outside the root. Writes go to a temp file in the target's folder,
+are fsynced, then renamed over the target with :func:`os.replace`: a reader sees
+the old file or the whole new one, never a partial write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from conveyor.core.errors import NotFound
+from conveyor.core.uris import join_under, local_path, safe_relpath
+
+#: Temp files start with this; :meth:`LocalBackend.list` never shows them.
+TMP_MARKER = ".conveyor-tmp-"
+_CHUNK = 1 << 20
+_Writer = Callable[[BinaryIO], object]
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable; not every platform can open a folder."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class LocalBackend:
+    """Objects stored as plain files under a root folder.
+
+    Args:
+        root_uri: a folder path or ``file:///path``; the folder is created if missing.
+    """
+
+    def __init__(self, root_uri: str) -> None:
+        self.root = local_path(root_uri).absolute()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.uri = self.root.as_uri()
+
+    def __repr__(self) -> str:
+        return f"LocalBackend({str(self.root)!r})"
+
+    def _path(self, key: str) -> Path:
+        return join_under(self.root, key)
+
+    def _write_atomic(self, key: str, write: _Writer) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f"{TMP_MARKER}{uuid.uuid4().hex}"
+        try:
+            with open(tmp, "wb") as out:
+                write(out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        _fsync_dir(target.parent)
+
+    def put_file(self, key: str, src: Path) -> None:
+        """Copy ``src`` under ``key`` atomically."""
+        src = Path(src)
+        if not src.is_file():
+            raise NotFound(f"cannot store {str(src)!r}: no such file")
+
+        def write(out: BinaryIO) -> None:
+            with open(src, "rb") as fin:
+                shutil.copyfileobj(fin, out, _CHUNK)
+
+        self._write_atomic(key, write)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write ``data`` under ``key`` atomically."""
+        self._write_atomic(key, lambda out: out.write(data))
+
+    def _existing(self, key: str) -> Path:
+        path = self._path(key)
+        if not path.is_file():
+            raise NotFound(f"no object {key!r} in {self.uri}")
+        return path
+
+    def get_file(self, key: str, dest: Path) -> None:
+        """Stream the object into ``dest`` in 1 MiB chunks."""
+        path = self._existing(key)
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(path, "rb") as fin, open(dest, "wb") as out:
+                shutil.copyfileobj(fin, out, _CHUNK)
+        except FileNotFoundError:  # deleted between the check and the open
+            raise NotFound(f"no object {key!r} in {self.uri}") from None
+
+    def get_bytes(self, key: str) -> bytes:
+        """The whole object in memory."""
+        try:
+            return self._existing(key).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"no object {key!r} in {self.uri}") from None
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` names a stored file."""
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int | None:
+        """File size in bytes, ``None`` if missing."""
+        path = self._path(key)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_size if path.is_file() else None
+
+    def delete(self, key: str) -> None:
+        """Remove the file and any folders it leaves empty (never the root)."""
+        path = self._path(key)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        parent = path.parent
+        while parent != self.root and self.root in parent.parents:
+            try:
+                parent.rmdir()
+            except OSError:  # not empty, or raced with a writer: leave it
+                break
+            parent = parent.parent
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Keys starting with ``prefix`` (a plain string prefix, as on S3), sorted."""
+        folder = self.root
+        if prefix:
+            # Only the folder part of the prefix narrows the walk; the rest filters.
+            head = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+            if head:
+                folder = join_under(self.root, safe_relpath(head, field="prefix"))
+        if not folder.is_dir():
+            return iter(())
+        keys: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = [d for d in dirnames if not Path(dirpath, d).is_symlink()]
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+            for name in filenames:
+                if name.startswith(TMP_MARKER):
+                    continue
+                key = name if rel_dir == "." else f"{rel_dir}/{name}"
+                if key.startswith(prefix):
+                    keys.append(key)
+        return iter(sorted(keys))
+
+    def local_path(self, key: str) -> Path | None:
+        """The real file behind ``key`` (it may not exist yet)."""
+        return self._path(key)

@@ -1,0 +1,102 @@
+"""The metadata store interface every backend implements.
+
+Services talk to this Protocol only. Backends are chosen by URI scheme through
+``conveyor.core.plugins`` and opened with :func:`open_metadata_store`. Every
+method validates its input before it writes, and either applies completely or
+not at all.
+
+A backend passes ``conveyor.testing.contracts.metadata.MetadataStoreContract``.
+A minimal new backend looks like::
+
+    class MyStore:
+        def __init__(self, uri: str) -> None: ...
+        def create_run(self, *, project: str, name: str, ...) -> Run: ...
+        # ... every method below ...
+
+    # core/plugins.py: BACKENDS["metadata"]["my"] = Backend("pkg.mod:MyStore", "my-extra")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from conveyor.core.entities import ArtifactFile, MetricPoint, Page, Project, Run, RunStatus
+
+#: A buffered metric point on its way to the store: (run_id, key, value, step, timestamp_ms).
+PointRow = tuple[str, str, float, int, int]
+
+
+@runtime_checkable
+class MetadataStore(Protocol):
+    uri: str
+
+    # projects
+    def get_or_create_project(self, name: str) -> Project: ...
+    def get_project(self, name: str) -> Project: ...
+    def list_projects(self) -> list[Project]: ...
+
+    # runs
+    def create_run(
+        self,
+        *,
+        project: str,
+        name: str | None = None,
+        parent_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        env: Mapping[str, Any] | None = None,
+        user: str = "",
+        start_time: int | None = None,
+    ) -> Run: ...
+    def get_run(self, run_id: str, *, with_artifacts: bool = True) -> Run: ...
+    def set_run_status(self, run_id: str, status: RunStatus, end_time: int | None = None) -> Run: ...
+    def heartbeat(self, run_ids: Sequence[str], at: int | None = None) -> None: ...
+    def reap_stale_runs(self, timeout_ms: int, now: int | None = None) -> list[str]: ...
+    def delete_run(self, run_id: str) -> None: ...
+
+    # params, tags, metrics
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None: ...
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
+    def delete_tag(self, run_id: str, key: str) -> None: ...
+    def log_metric_points(self, points: Sequence[PointRow]) -> None: ...
+    def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]: ...
+
+    # artifacts (the bytes live in the artifact store; this records which run has which file)
+    def record_artifacts(self, run_id: str, files: Sequence[ArtifactFile]) -> None: ...
+    def list_artifacts(self, run_id: str, prefix: str | None = None) -> list[ArtifactFile]: ...
+
+    # search
+    def search_runs(
+        self,
+        projects: Sequence[str] | None = None,
+        filter: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page: ...
+
+    # lineage: a directed edge between any two records
+    def add_lineage(
+        self,
+        src: tuple[str, str],
+        dst: tuple[str, str],
+        relation: str,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None: ...
+    def list_lineage(
+        self, node: tuple[str, str], direction: str = "both"
+    ) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+def open_metadata_store(uri: str | None = None) -> MetadataStore:
+    """Open the store for ``uri`` (default: the configured ``CONVEYOR_URI``)."""
+    from conveyor.core.plugins import load_backend
+    from conveyor.core.settings import get_settings
+    from conveyor.core.uris import scheme_of
+
+    uri = uri or get_settings().metadata_uri
+    store_cls = load_backend("metadata", scheme_of(uri))
+    store: MetadataStore = store_cls(uri)
+    return store

@@ -1,0 +1,149 @@
+"""The relational schema, declared once with SQLAlchemy Core.
+
+The Alembic migrations in ``migrations/versions`` must produce exactly these
+tables; ``tests/unit/stores/test_migrations.py`` proves it. When you change a
+table here, add a migration and bump :data:`SCHEMA_REVISION`.
+
+Conventions:
+- Public ids are 32-hex strings (``core.ids``); runs also carry an integer
+  surrogate ``pk`` so the high-volume tables (metrics) stay narrow.
+- Times are integer milliseconds since the epoch.
+- A metric value of NULL means NaN (SQLite cannot store NaN; PostgreSQL could,
+  but one behaviour on both matters more). +/-inf are stored as floats.
+- ``lineage_edges`` links any two records (run, dataset version, model version,
+  pipeline run, deployment...) by kind and id, so later services add lineage
+  without new join tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+#: The Alembic revision these tables correspond to.
+SCHEMA_REVISION = "0001"
+
+# Integer primary keys must be INTEGER on SQLite to alias the rowid (autoincrement).
+PK = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(250), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("project_id", String(32), ForeignKey("projects.id"), nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger, nullable=True),
+    Column("parent_id", String(32), nullable=True),
+    Column("user", String(250), nullable=False, default=""),
+    Column("heartbeat_at", BigInteger, nullable=True),
+    Column("env", JSON, nullable=False),
+    Index(None, "project_id", "start_time"),
+    Index(None, "status", "heartbeat_at"),
+    Index(None, "parent_id"),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_pk", PK, ForeignKey("runs.pk"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("run_pk", "key"),
+    Index(None, "key", "value"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_pk", PK, ForeignKey("runs.pk"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("run_pk", "key"),
+    Index(None, "key", "value"),
+)
+
+# Every logged point. No foreign key: bulk inserts stay cheap; runs are never deleted
+# without their points (the store deletes both in one transaction).
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("run_pk", PK, nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("value", Float, nullable=True),
+    Index(None, "run_pk", "key", "step"),
+)
+
+# The latest point per (run, key): what search filters and orders on.
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_pk", PK, nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("value", Float, nullable=True),
+    PrimaryKeyConstraint("run_pk", "key"),
+    Index(None, "key", "value"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("run_pk", PK, ForeignKey("runs.pk"), nullable=False),
+    Column("path", String(1024), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    PrimaryKeyConstraint("run_pk", "path"),
+    Index(None, "digest"),
+)
+
+lineage_edges = Table(
+    "lineage_edges",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("src_kind", String(32), nullable=False),
+    Column("src_id", String(255), nullable=False),
+    Column("dst_kind", String(32), nullable=False),
+    Column("dst_id", String(255), nullable=False),
+    Column("relation", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("attributes", JSON, nullable=False),
+    UniqueConstraint("src_kind", "src_id", "dst_kind", "dst_id", "relation"),
+    Index(None, "dst_kind", "dst_id"),
+)

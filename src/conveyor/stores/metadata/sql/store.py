@@ -1,0 +1,438 @@
+"""The metadata store on SQLite or PostgreSQL (SQLAlchemy 2.x Core).
+
+One class serves both databases; the differences (SQLite's write lock, the
+PostgreSQL COPY path) live in ``engine.py`` and ``bulk.py``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from conveyor.core import validation as v
+from conveyor.core.entities import ArtifactFile, MetricPoint, Page, Project, Run, RunStatus
+from conveyor.core.errors import (
+    BackendUnavailable,
+    ImmutableValue,
+    InvalidArgument,
+    InvalidState,
+    NotFound,
+)
+from conveyor.core.ids import check_id, friendly_name, new_id, now_ms
+from conveyor.core.uris import safe_relpath
+from conveyor.stores.metadata.base import PointRow
+from conveyor.stores.metadata.sql import bulk, schema, search
+from conveyor.stores.metadata.sql.engine import make_engine, read_transaction, write_transaction
+from conveyor.stores.metadata.sql.migrate import _redact, ensure_schema
+from conveyor.stores.metadata.sql.schema import (
+    artifacts,
+    latest_metrics,
+    lineage_edges,
+    metrics,
+    params,
+    projects,
+    runs,
+    tags,
+)
+
+
+
+def _float(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+class SqlMetadataStore:
+    """Metadata on a relational database, chosen by URI (``sqlite:///…``, ``postgresql://…``)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._engine = make_engine(uri)
+        try:
+            ensure_schema(self._engine, uri)
+        except OperationalError as exc:
+            raise BackendUnavailable(f"cannot open {_redact(uri)}: {exc.orig}") from None
+        self._run_pks: dict[str, int] = {}
+        self._pk_lock = threading.Lock()
+
+    @property
+    def engine(self) -> Any:
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # ---------------------------------------------------------------- projects
+
+    def _project_row(self, conn: Connection, name: str) -> Any:
+        return conn.execute(select(projects).where(projects.c.name == name)).first()
+
+    def get_or_create_project(self, name: str) -> Project:
+        v.check_name(name, "project")
+        with read_transaction(self._engine) as conn:
+            row = self._project_row(conn, name)
+        if row is None:
+            with write_transaction(self._engine) as conn:
+                row = self._ensure_project(conn, name)
+        return Project(id=row.id, name=row.name, created_at=row.created_at, description=row.description)
+
+    def _ensure_project(self, conn: Connection, name: str) -> Any:
+        row = self._project_row(conn, name)
+        if row is None:
+            conn.execute(
+                insert(projects).values(id=new_id(), name=name, description="", created_at=now_ms())
+            )
+            row = self._project_row(conn, name)
+        return row
+
+    def get_project(self, name: str) -> Project:
+        with read_transaction(self._engine) as conn:
+            row = self._project_row(conn, name)
+        if row is None:
+            raise NotFound(f"project {name!r} does not exist")
+        return Project(id=row.id, name=row.name, created_at=row.created_at, description=row.description)
+
+    def list_projects(self) -> list[Project]:
+        with read_transaction(self._engine) as conn:
+            rows = conn.execute(select(projects).order_by(projects.c.name)).all()
+        return [
+            Project(id=r.id, name=r.name, created_at=r.created_at, description=r.description)
+            for r in rows
+        ]
+
+    # -------------------------------------------------------------------- runs
+
+    def create_run(
+        self,
+        *,
+        project: str,
+        name: str | None = None,
+        parent_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        env: Mapping[str, Any] | None = None,
+        user: str = "",
+        start_time: int | None = None,
+    ) -> Run:
+        v.check_name(project, "project")
+        run_name = v.check_run_name(name) if name else friendly_name()
+        tag_values = v.check_tags(tags or {})
+        if parent_id is not None:
+            check_id(parent_id, "parent_id")
+        run_id = new_id()
+        started = start_time if start_time is not None else now_ms()
+        with write_transaction(self._engine) as conn:
+            project_row = self._ensure_project(conn, project)
+            if parent_id is not None:
+                self._pk(conn, parent_id, field="parent_id")
+            pk = conn.execute(
+                insert(runs)
+                .values(
+                    id=run_id,
+                    project_id=project_row.id,
+                    name=run_name,
+                    status=RunStatus.RUNNING.value,
+                    start_time=started,
+                    parent_id=parent_id,
+                    user=user or _current_user(),
+                    heartbeat_at=started,
+                    env=dict(env or {}),
+                )
+                .returning(runs.c.pk)
+            ).scalar_one()
+            if tag_values:
+                conn.execute(
+                    insert(schema.tags),
+                    [{"run_pk": pk, "key": k, "value": val} for k, val in tag_values.items()],
+                )
+        with self._pk_lock:
+            self._run_pks[run_id] = pk
+        return self.get_run(run_id, with_artifacts=False)
+
+    def _pk(self, conn: Connection, run_id: str, field: str = "run_id") -> int:
+        pk = self._run_pks.get(run_id)
+        if pk is not None:
+            return pk
+        check_id(run_id, field)
+        pk = conn.execute(select(runs.c.pk).where(runs.c.id == run_id)).scalar()
+        if pk is None:
+            raise NotFound(f"run {run_id} does not exist", field=field)
+        with self._pk_lock:
+            self._run_pks[run_id] = pk
+        return pk
+
+    def get_run(self, run_id: str, *, with_artifacts: bool = True) -> Run:
+        check_id(run_id)
+        with read_transaction(self._engine) as conn:
+            row = conn.execute(
+                select(*search.RUN_COLUMNS).select_from(search.RUNS_WITH_PROJECT).where(runs.c.id == run_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"run {run_id} does not exist", field="run_id")
+            return self._hydrate(conn, [row], with_artifacts=with_artifacts)[0]
+
+    def _hydrate(self, conn: Connection, rows: Sequence[Any], *, with_artifacts: bool) -> list[Run]:
+        """Runs with their params, latest metrics, tags (and artifacts), in three or four queries."""
+        pks = [r.pk for r in rows]
+        p: dict[int, dict[str, str]] = {pk: {} for pk in pks}
+        t: dict[int, dict[str, str]] = {pk: {} for pk in pks}
+        m: dict[int, dict[str, float]] = {pk: {} for pk in pks}
+        a: dict[int, list[ArtifactFile]] = {pk: [] for pk in pks}
+        for r in conn.execute(select(params).where(params.c.run_pk.in_(pks))):
+            p[r.run_pk][r.key] = r.value
+        for r in conn.execute(select(tags).where(tags.c.run_pk.in_(pks))):
+            t[r.run_pk][r.key] = r.value
+        for r in conn.execute(
+            select(latest_metrics.c.run_pk, latest_metrics.c.key, latest_metrics.c.value).where(
+                latest_metrics.c.run_pk.in_(pks)
+            )
+        ):
+            m[r.run_pk][r.key] = _float(r.value)
+        if with_artifacts:
+            for r in conn.execute(
+                select(artifacts).where(artifacts.c.run_pk.in_(pks)).order_by(artifacts.c.path)
+            ):
+                a[r.run_pk].append(ArtifactFile(path=r.path, digest=r.digest, size=r.size))
+        return [
+            Run(
+                id=r.id,
+                project=r.project,
+                name=r.name,
+                status=RunStatus(r.status),
+                start_time=r.start_time,
+                end_time=r.end_time,
+                parent_id=r.parent_id,
+                user=r.user,
+                heartbeat_at=r.heartbeat_at,
+                env=r.env or {},
+                params=p[r.pk],
+                metrics=dict(sorted(m[r.pk].items())),
+                tags=t[r.pk],
+                artifacts=tuple(a[r.pk]),
+            )
+            for r in rows
+        ]
+
+    def set_run_status(self, run_id: str, status: RunStatus, end_time: int | None = None) -> Run:
+        status = RunStatus.parse(status)
+        with write_transaction(self._engine) as conn:
+            pk = self._pk(conn, run_id)
+            current = RunStatus(conn.execute(select(runs.c.status).where(runs.c.pk == pk)).scalar_one())
+            if current.is_terminal and status.is_terminal and current is not status:
+                if current is not RunStatus.KILLED:
+                    raise InvalidState(
+                        f"run {run_id} already ended as {current.value}; it cannot become {status.value}"
+                    )
+            if status is RunStatus.RUNNING:
+                values: dict[str, Any] = {"status": status.value, "end_time": None, "heartbeat_at": now_ms()}
+            elif current is status:
+                values = {}
+            else:
+                values = {"status": status.value, "end_time": end_time or now_ms()}
+            if values:
+                conn.execute(update(runs).where(runs.c.pk == pk).values(**values))
+        return self.get_run(run_id, with_artifacts=False)
+
+    def heartbeat(self, run_ids: Sequence[str], at: int | None = None) -> None:
+        if not run_ids:
+            return
+        for run_id in run_ids:
+            check_id(run_id)
+        with write_transaction(self._engine) as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(list(run_ids)), runs.c.status == RunStatus.RUNNING.value)
+                .values(heartbeat_at=at or now_ms())
+            )
+
+    def reap_stale_runs(self, timeout_ms: int, now: int | None = None) -> list[str]:
+        """Mark RUNNING runs whose heartbeat is older than ``timeout_ms`` as KILLED."""
+        deadline = (now or now_ms()) - int(timeout_ms)
+        last_sign = func.coalesce(runs.c.heartbeat_at, runs.c.start_time)
+        stale = (runs.c.status == RunStatus.RUNNING.value) & (last_sign < deadline)
+        with read_transaction(self._engine) as conn:
+            if conn.execute(select(runs.c.id).where(stale).limit(1)).first() is None:
+                return []
+        with write_transaction(self._engine) as conn:
+            ids = list(conn.execute(select(runs.c.id).where(stale)).scalars())
+            conn.execute(
+                update(runs).where(stale).values(status=RunStatus.KILLED.value, end_time=last_sign)
+            )
+        return ids
+
+    def delete_run(self, run_id: str) -> None:
+        with write_transaction(self._engine) as conn:
+            pk = self._pk(conn, run_id)
+            for table in (metrics, latest_metrics, params, tags, artifacts):
+                conn.execute(delete(table).where(table.c.run_pk == pk))
+            conn.execute(
+                delete(lineage_edges).where(
+                    ((lineage_edges.c.src_kind == "run") & (lineage_edges.c.src_id == run_id))
+                    | ((lineage_edges.c.dst_kind == "run") & (lineage_edges.c.dst_id == run_id))
+                )
+            )
+            conn.execute(delete(runs).where(runs.c.pk == pk))
+        with self._pk_lock:
+            self._run_pks.pop(run_id, None)
+
+    # ------------------------------------------------------ params, tags, metrics
+
+    def log_params(self, run_id: str, params_: Mapping[str, Any]) -> None:
+        values = v.check_params(params_)
+        if not values:
+            return
+        with write_transaction(self._engine) as conn:
+            pk = self._pk(conn, run_id)
+            existing = dict(
+                conn.execute(
+                    select(params.c.key, params.c.value).where(
+                        params.c.run_pk == pk, params.c.key.in_(list(values))
+                    )
+                ).all()
+            )
+            for key, value in values.items():
+                if key in existing and existing[key] != value:
+                    raise ImmutableValue(
+                        f"param {key!r} of run {run_id} is already {existing[key]!r}; params are "
+                        f"immutable, so {value!r} was refused (log it under another key)",
+                        field=key,
+                    )
+            new = [{"run_pk": pk, "key": k, "value": val} for k, val in values.items() if k not in existing]
+            if new:
+                conn.execute(insert(params), new)
+
+    def set_tags(self, run_id: str, tags_: Mapping[str, Any]) -> None:
+        values = v.check_tags(tags_)
+        if not values:
+            return
+        with write_transaction(self._engine) as conn:
+            pk = self._pk(conn, run_id)
+            conn.execute(delete(tags).where(tags.c.run_pk == pk, tags.c.key.in_(list(values))))
+            conn.execute(insert(tags), [{"run_pk": pk, "key": k, "value": val} for k, val in values.items()])
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        with write_transaction(self._engine) as conn:
+            pk = self._pk(conn, run_id)
+            deleted = conn.execute(delete(tags).where(tags.c.run_pk == pk, tags.c.key == key)).rowcount
+        if not deleted:
+            raise NotFound(f"run {run_id} has no tag {key!r}", field="key")
+
+    def log_metric_points(self, points: Sequence[PointRow]) -> None:
+        """Write a batch of (run_id, key, value, step, timestamp) in one transaction."""
+        if not points:
+            return
+        rows: list[bulk.MetricRow] = []
+        with write_transaction(self._engine) as conn:
+            pks = {run_id: self._pk(conn, run_id) for run_id in {p[0] for p in points}}
+            for run_id, key, value, step, timestamp in points:
+                rows.append((pks[run_id], key, step, timestamp, None if value != value else value))
+            bulk.insert_points(conn, rows)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        with read_transaction(self._engine) as conn:
+            pk = self._pk(conn, run_id)
+            rows = conn.execute(
+                select(metrics.c.key, metrics.c.value, metrics.c.step, metrics.c.timestamp)
+                .where(metrics.c.run_pk == pk, metrics.c.key == key)
+                .order_by(metrics.c.step, metrics.c.timestamp)
+            ).all()
+        return [MetricPoint(r.key, _float(r.value), r.step, r.timestamp) for r in rows]
+
+    # --------------------------------------------------------------- artifacts
+
+    def record_artifacts(self, run_id: str, files: Sequence[ArtifactFile]) -> None:
+        checked = {safe_relpath(f.path): f for f in files}
+        if not checked:
+            return
+        with write_transaction(self._engine) as conn:
+            pk = self._pk(conn, run_id)
+            conn.execute(
+                delete(artifacts).where(artifacts.c.run_pk == pk, artifacts.c.path.in_(list(checked)))
+            )
+            conn.execute(
+                insert(artifacts),
+                [{"run_pk": pk, "path": p, "digest": f.digest, "size": f.size} for p, f in checked.items()],
+            )
+
+    def list_artifacts(self, run_id: str, prefix: str | None = None) -> list[ArtifactFile]:
+        query = select(artifacts)
+        if prefix:
+            prefix = safe_relpath(prefix)
+        with read_transaction(self._engine) as conn:
+            pk = self._pk(conn, run_id)
+            query = query.where(artifacts.c.run_pk == pk).order_by(artifacts.c.path)
+            rows = conn.execute(query).all()
+        files = [ArtifactFile(path=r.path, digest=r.digest, size=r.size) for r in rows]
+        if prefix:
+            files = [f for f in files if f.path == prefix or f.path.startswith(prefix + "/")]
+        return files
+
+    # ------------------------------------------------------------------ search
+
+    def search_runs(
+        self,
+        projects: Sequence[str] | None = None,
+        filter: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page:
+        plan = search.plan(projects, filter, order_by, max_results, page_token)
+        with read_transaction(self._engine) as conn:
+            rows = conn.execute(plan.query).all()
+            more = len(rows) > plan.limit
+            runs_ = self._hydrate(conn, rows[: plan.limit], with_artifacts=False)
+        return Page(runs_, plan.next_token() if more else None)
+
+    # ----------------------------------------------------------------- lineage
+
+    def add_lineage(
+        self,
+        src: tuple[str, str],
+        dst: tuple[str, str],
+        relation: str,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        for kind, ident in (src, dst):
+            if not kind or not ident or len(kind) > 32 or len(ident) > 255:
+                raise InvalidArgument(f"lineage node {(kind, ident)!r} is not (kind, id)", field="node")
+        if not relation or len(relation) > 64:
+            raise InvalidArgument("lineage relation must have 1 to 64 characters", field="relation")
+        row = {
+            "src_kind": src[0], "src_id": src[1], "dst_kind": dst[0], "dst_id": dst[1],
+            "relation": relation, "created_at": now_ms(), "attributes": dict(attributes or {}),
+        }
+        try:
+            with write_transaction(self._engine) as conn:
+                conn.execute(insert(lineage_edges).values(**row))
+        except IntegrityError:
+            pass  # the edge exists already: recording it again is a no-op
+
+    def list_lineage(self, node: tuple[str, str], direction: str = "both") -> list[dict[str, Any]]:
+        if direction not in ("in", "out", "both"):
+            raise InvalidArgument("direction must be 'in', 'out' or 'both'", field="direction")
+        kind, ident = node
+        outgoing = (lineage_edges.c.src_kind == kind) & (lineage_edges.c.src_id == ident)
+        incoming = (lineage_edges.c.dst_kind == kind) & (lineage_edges.c.dst_id == ident)
+        where = {"out": outgoing, "in": incoming, "both": outgoing | incoming}[direction]
+        with read_transaction(self._engine) as conn:
+            rows = conn.execute(select(lineage_edges).where(where).order_by(lineage_edges.c.id)).all()
+        return [
+            {
+                "src": (r.src_kind, r.src_id), "dst": (r.dst_kind, r.dst_id), "relation": r.relation,
+                "created_at": r.created_at, "attributes": r.attributes,
+            }
+            for r in rows
+        ]
+
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers
+        return ""

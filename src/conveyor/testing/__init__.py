@@ -1,0 +1,1 @@
+"""Test support: pytest fixtures and contract suites every backend must pass."""

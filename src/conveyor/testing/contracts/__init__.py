@@ -1,0 +1,1 @@
+"""Contract test suites: subclass one and provide the backend fixture."""

@@ -1,0 +1,33 @@
+"""General pytest fixtures: an isolated Conveyor home per test.
+
+Load them all with ``pytest_plugins = ["conveyor.testing.fixtures"]`` in a conftest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conveyor.testing.postgres import postgres_uri  # noqa: F401  (re-exported fixture)
+from conveyor.testing.s3server import s3_bucket_uri, s3_endpoint  # noqa: F401
+
+
+@pytest.fixture
+def conveyor_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh CONVEYOR_HOME; the fluent API starts from a clean client and ends closed."""
+    import conveyor as cv
+    from conveyor.core.settings import reset_settings
+
+    home = tmp_path / "conveyor-home"
+    monkeypatch.setenv("CONVEYOR_HOME", str(home))
+    for name in ("CONVEYOR_URI", "CONVEYOR_ARTIFACTS", "CONVEYOR_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    reset_settings()
+    cv.configure()
+    yield home
+    while cv.active_run() is not None:
+        cv.end_run()
+    cv.configure()
+    reset_settings()

@@ -1,0 +1,96 @@
+"""The environment recorded with every run.
+
+What is captured: git commit, branch and dirty flag of the code's repository;
+Python version and implementation; a digest of the installed packages
+(``name==version`` sorted, BLAKE3) and their count; host, user, platform,
+process id and command line. The costly parts (git, the package list) are
+computed once per process: a run created later in the same process reuses them.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+@functools.lru_cache(maxsize=1)
+def packages() -> tuple[str, ...]:
+    from importlib.metadata import distributions
+
+    names = {
+        f"{(d.metadata['Name'] or '').lower()}=={d.version}"
+        for d in distributions()
+        if d.metadata["Name"]
+    }
+    return tuple(sorted(names))
+
+
+@functools.lru_cache(maxsize=1)
+def packages_digest() -> str:
+    import blake3
+
+    return "blake3:" + blake3.blake3("\n".join(packages()).encode()).hexdigest()
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def code_dir() -> Path:
+    """The folder of the running script (the current folder for notebooks and -c)."""
+    main = sys.argv[0] if sys.argv else ""
+    if main and os.path.exists(main):
+        return Path(main).resolve().parent
+    return Path.cwd()
+
+
+@functools.lru_cache(maxsize=8)
+def git_info(folder: Path) -> dict[str, Any] | None:
+    commit = _git(["rev-parse", "HEAD"], folder)
+    if commit is None:
+        return None
+    status = _git(["status", "--porcelain", "--untracked-files=no"], folder)
+    return {
+        "commit": commit,
+        "branch": _git(["rev-parse", "--abbrev-ref", "HEAD"], folder),
+        "dirty": bool(status),
+        "root": _git(["rev-parse", "--show-toplevel"], folder),
+    }
+
+
+def user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return ""
+
+
+def capture() -> dict[str, Any]:
+    """The environment of this process, as stored on a run (``Run.env``)."""
+    pkgs = packages()
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "user": user(),
+        "pid": os.getpid(),
+        "command": [sys.executable, *sys.argv],
+        "cwd": os.getcwd(),
+        "git": git_info(code_dir()),
+        "packages_digest": packages_digest(),
+        "packages_count": len(pkgs),
+    }

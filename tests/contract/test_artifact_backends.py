@@ -1,0 +1,101 @@
+"""The artifact contracts, run over the local folder and S3 (moto) backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conveyor.core.errors import NotFound
+from conveyor.stores.artifacts.base import ByteBackend
+from conveyor.stores.artifacts.cas import ContentStore, open_content_store
+from conveyor.stores.artifacts.local import LocalBackend
+from conveyor.testing.contracts.artifacts import ArtifactBackendContract, ContentStoreContract
+from conveyor.testing.s3server import s3_bucket_uri, s3_endpoint  # noqa: F401
+
+
+@pytest.fixture
+def local_backend(tmp_path: Path) -> LocalBackend:
+    return LocalBackend(str(tmp_path / "store"))
+
+
+@pytest.fixture
+def s3_backend(s3_bucket_uri: str, s3_endpoint: str) -> ByteBackend:  # noqa: F811
+    from conveyor.stores.artifacts.s3 import S3Backend
+
+    return S3Backend(s3_bucket_uri, endpoint_url=s3_endpoint)
+
+
+class TestLocalBackend(ArtifactBackendContract):
+    @pytest.fixture
+    def backend(self, local_backend: LocalBackend) -> ByteBackend:
+        return local_backend
+
+    def test_file_uri_and_real_paths(self, tmp_path: Path) -> None:
+        backend = LocalBackend((tmp_path / "via-uri").as_uri())
+        backend.put_bytes("blobs/ab/cd", b"data")
+        path = backend.local_path("blobs/ab/cd")
+        assert path == tmp_path / "via-uri" / "blobs" / "ab" / "cd"
+        assert path is not None and path.read_bytes() == b"data"
+        assert backend.uri == (tmp_path / "via-uri").as_uri()
+
+    def test_delete_prunes_empty_folders(self, local_backend: LocalBackend) -> None:
+        local_backend.put_bytes("a/b/c", b"x")
+        local_backend.delete("a/b/c")
+        assert list(local_backend.root.iterdir()) == []
+
+
+class TestLocalContentStore(ContentStoreContract):
+    @pytest.fixture
+    def backend(self, local_backend: LocalBackend) -> ByteBackend:
+        return local_backend
+
+    def test_link_shares_the_stored_file(self, local_backend: LocalBackend, tmp_path: Path) -> None:
+        store = ContentStore(local_backend)
+        digest = store.put_bytes(b"hard-linked")
+        dest = store.get_file(digest, tmp_path / "out.bin", link=True)
+        assert dest.read_bytes() == b"hard-linked"
+        assert dest.stat().st_nlink == 2
+
+
+@pytest.mark.s3
+class TestS3Backend(ArtifactBackendContract):
+    @pytest.fixture
+    def backend(self, s3_backend: ByteBackend) -> ByteBackend:
+        return s3_backend
+
+    def test_missing_bucket_says_create_it(
+        self,
+        s3_bucket_uri: str,  # noqa: F811  (sets the credentials)
+        s3_endpoint: str,  # noqa: F811
+    ) -> None:
+        from conveyor.stores.artifacts.s3 import S3Backend
+
+        with pytest.raises(NotFound, match="create it"):
+            S3Backend("s3://no-such-bucket-here/prefix", endpoint_url=s3_endpoint)
+
+    def test_objects_live_under_the_prefix(
+        self,
+        s3_backend: ByteBackend,
+        s3_bucket_uri: str,  # noqa: F811
+        s3_endpoint: str,  # noqa: F811
+    ) -> None:
+        from conveyor.stores.artifacts.s3 import S3Backend
+
+        s3_backend.put_bytes("k", b"v")
+        bucket_root = S3Backend(s3_bucket_uri.rsplit("/", 1)[0], endpoint_url=s3_endpoint)
+        assert list(bucket_root.list("")) == ["prefix/k"]
+        assert s3_backend.local_path("k") is None
+
+
+@pytest.mark.s3
+class TestS3ContentStore(ContentStoreContract):
+    @pytest.fixture
+    def backend(self, s3_backend: ByteBackend) -> ByteBackend:
+        return s3_backend
+
+    def test_open_by_uri_uses_endpoint_setting(self, s3_bucket_uri: str) -> None:  # noqa: F811
+        store = open_content_store(s3_bucket_uri)
+        digest = store.put_bytes(b"via settings")
+        assert store.uri == s3_bucket_uri
+        assert store.get_bytes(digest) == b"via settings"

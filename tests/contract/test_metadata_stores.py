@@ -1,0 +1,31 @@
+"""The metadata store contract on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conveyor.stores.metadata.sql.store import SqlMetadataStore
+from conveyor.testing.contracts.metadata import MetadataStoreContract
+from conveyor.testing.postgres import truncate_all
+
+
+class TestSqliteStore(MetadataStoreContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Any]:
+        store = SqlMetadataStore(f"sqlite:///{tmp_path / 'conveyor.db'}")
+        yield store
+        store.close()
+
+
+@pytest.mark.postgres
+class TestPostgresStore(MetadataStoreContract):
+    @pytest.fixture
+    def store(self, postgres_uri: str) -> Iterator[Any]:
+        store = SqlMetadataStore(postgres_uri)
+        truncate_all(postgres_uri)
+        yield store
+        store.close()
