@@ -27,6 +27,7 @@ _LAZY: dict[str, str] = {
     "RunStatus": "conveyor.core.entities",
     "TrackingClient": "conveyor.tracking.client",
     "active_run": _FLUENT,
+    "client": _FLUENT,
     "configure": _FLUENT,
     "delete_tag": _FLUENT,
     "download_artifacts": _FLUENT,
@@ -75,6 +76,7 @@ if TYPE_CHECKING:
     from conveyor.tracking.fluent import (
         ActiveRun,
         active_run,
+        client,
         configure,
         delete_tag,
         download_artifacts,

@@ -10,7 +10,7 @@ import click
 @click.command("quickstart")
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Bike-sharing CSV (default: examples/data/bike_sharing_hourly.csv).")
-@click.option("--runs", "n_runs", default=6, show_default=True, type=click.IntRange(1, 50),
+@click.option("--runs", "n_runs", default=6, show_default=True, type=click.IntRange(1, 6),
               help="Runs in the hyper-parameter sweep.")
 @click.option("--project", default="quickstart", show_default=True)
 def command(data: Path | None, n_runs: int, project: str) -> None:

@@ -142,6 +142,8 @@ def start_run(
         run = c.resume_run(run_id, system_metrics=log_system_metrics)
     else:
         parent = parent_run_id or (stack[-1].id if stack and nested else None)
+        if project is None and parent is not None:  # a child lives in its parent's project
+            project = stack[-1].project if parent == (stack[-1].id if stack else None) else c.get_run(parent).project
         run = c.create_run(
             project or get_project(),
             name=name,
