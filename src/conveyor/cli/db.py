@@ -22,7 +22,8 @@ def _uri(uri: str | None) -> str:
 def upgrade(uri: str | None, revision: str) -> None:
     """Move the database schema forward (never recreates it)."""
     from conveyor.stores.metadata.sql.engine import make_engine
-    from conveyor.stores.metadata.sql.migrate import _redact, upgrade as run_upgrade
+    from conveyor.stores.metadata.sql.migrate import _redact
+    from conveyor.stores.metadata.sql.migrate import upgrade as run_upgrade
 
     target = _uri(uri)
     engine = make_engine(target)

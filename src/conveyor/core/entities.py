@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     RUNNING = "RUNNING"
     FINISHED = "FINISHED"
     FAILED = "FAILED"
@@ -102,7 +102,7 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
         return msgspec.to_builtins(self)
 
 
-class Page(list):  # type: ignore[type-arg]
+class Page(list):
     """A page of search results; ``next_page_token`` is ``None`` on the last page."""
 
     def __init__(self, items: Any = (), next_page_token: str | None = None) -> None:

@@ -71,7 +71,7 @@ def metric_value(key: str, value: Any) -> float:
     """``value`` as a float, or an error naming the metric."""
     kind = type(value)
     if kind is float:
-        return value  # type: ignore[no-any-return]
+        return value
     if kind is int:
         return float(value)
     if kind is bool or isinstance(value, (str, bytes)) or value is None:
@@ -88,7 +88,7 @@ def metric_value(key: str, value: Any) -> float:
 
 def metric_step(key: str, step: Any) -> int:
     if type(step) is int and -_INT64 <= step <= _INT64:
-        return step  # type: ignore[no-any-return]
+        return step
     if isinstance(step, bool) or not hasattr(step, "__index__"):
         raise InvalidArgument(f"step of metric {key!r} must be an integer, got {step!r}", field="step")
     value = int(step.__index__())

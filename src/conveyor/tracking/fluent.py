@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from conveyor.core import validation as v
-from conveyor.core.entities import ArtifactFile, MetricPoint, Page, Project, Run, RunStatus
+from conveyor.core.entities import ArtifactFile, MetricPoint, Project, Run, RunStatus
 from conveyor.core.errors import InvalidArgument, InvalidState
 from conveyor.core.settings import get_settings, set_settings
 from conveyor.tracking.client import TrackingClient

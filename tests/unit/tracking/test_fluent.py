@@ -101,9 +101,8 @@ def test_nested_runs() -> None:
 
 
 def test_child_runs_live_in_their_parents_project() -> None:
-    with cv.start_run(project="alpha") as parent:
-        with cv.start_run(nested=True) as child:
-            pass
+    with cv.start_run(project="alpha") as parent, cv.start_run(nested=True) as child:
+        pass
     explicit = cv.start_run(parent_run_id=parent.id)
     cv.end_run()
     assert {cv.get_run(r.id).project for r in (parent, child, explicit)} == {"alpha"}

@@ -33,7 +33,7 @@ def insert_points(conn: Connection, rows: Sequence[MetricRow]) -> None:
             for row in rows:
                 copy.write_row(row)
     else:
-        conn.exec_driver_sql(_SQLITE_INSERT, list(rows))  # type: ignore[arg-type]
+        conn.exec_driver_sql(_SQLITE_INSERT, list(rows))
     upsert_latest(conn, latest_of(rows))
 
 

@@ -20,7 +20,7 @@ from conveyor.stores.metadata.sql.schema import SCHEMA_REVISION
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def _config(conn: Connection):  # type: ignore[no-untyped-def]
+def _config(conn: Connection):
     from alembic.config import Config
 
     config = Config()

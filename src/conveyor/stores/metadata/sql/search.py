@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,33 +146,27 @@ def _condition(expr: f.Expr) -> ColumnElement[bool]:
     return exists().where(has_key, _compare(table.c.value, expr.op, expr.value))
 
 
+_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "LIKE": lambda column, value: column.like(value),
+    "NOT LIKE": lambda column, value: column.not_like(value),
+    "ILIKE": lambda column, value: column.ilike(value),
+    "NOT ILIKE": lambda column, value: column.not_ilike(value),
+    "IN": lambda column, value: column.in_(list(value)),
+    "NOT IN": lambda column, value: column.not_in(list(value)),
+    "IS NULL": lambda column, _: column.is_(None),
+    "IS NOT NULL": lambda column, _: column.is_not(None),
+}
+
+
 def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
-    if op == "=":
-        return column == value  # type: ignore[no-any-return]
-    if op == "!=":
-        return column != value  # type: ignore[no-any-return]
-    if op == "<":
-        return column < value  # type: ignore[no-any-return]
-    if op == "<=":
-        return column <= value  # type: ignore[no-any-return]
-    if op == ">":
-        return column > value  # type: ignore[no-any-return]
-    if op == ">=":
-        return column >= value  # type: ignore[no-any-return]
-    if op == "LIKE":
-        return column.like(value)  # type: ignore[no-any-return]
-    if op == "NOT LIKE":
-        return column.not_like(value)  # type: ignore[no-any-return]
-    if op == "ILIKE":
-        return column.ilike(value)  # type: ignore[no-any-return]
-    if op == "NOT ILIKE":
-        return column.not_ilike(value)  # type: ignore[no-any-return]
-    if op == "IN":
-        return column.in_(list(value))  # type: ignore[no-any-return]
-    if op == "NOT IN":
-        return column.not_in(list(value))  # type: ignore[no-any-return]
-    if op == "IS NULL":
-        return column.is_(None)  # type: ignore[no-any-return]
-    if op == "IS NOT NULL":
-        return column.is_not(None)  # type: ignore[no-any-return]
-    raise InvalidArgument(f"unsupported operator {op!r}", field="filter")
+    compare = _OPERATORS.get(op)
+    if compare is None:
+        raise InvalidArgument(f"unsupported operator {op!r}", field="filter")
+    result: ColumnElement[bool] = compare(column, value)
+    return result

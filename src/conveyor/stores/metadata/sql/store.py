@@ -42,7 +42,6 @@ from conveyor.stores.metadata.sql.schema import (
 )
 
 
-
 def _float(value: float | None) -> float:
     return math.nan if value is None else value
 
@@ -222,11 +221,11 @@ class SqlMetadataStore:
         with write_transaction(self._engine) as conn:
             pk = self._pk(conn, run_id)
             current = RunStatus(conn.execute(select(runs.c.status).where(runs.c.pk == pk)).scalar_one())
-            if current.is_terminal and status.is_terminal and current is not status:
-                if current is not RunStatus.KILLED:
-                    raise InvalidState(
-                        f"run {run_id} already ended as {current.value}; it cannot become {status.value}"
-                    )
+            changes_ending = current.is_terminal and status.is_terminal and current is not status
+            if changes_ending and current is not RunStatus.KILLED:
+                raise InvalidState(
+                    f"run {run_id} already ended as {current.value}; it cannot become {status.value}"
+                )
             if status is RunStatus.RUNNING:
                 values: dict[str, Any] = {"status": status.value, "end_time": None, "heartbeat_at": now_ms()}
             elif current is status:
