@@ -7,6 +7,7 @@ afterwards; :func:`reset_settings` forgets it (tests, ``conveyor.configure``).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from dataclasses import dataclass, field, replace
@@ -45,6 +46,8 @@ def _float(name: str, default: float, minimum: float = 0.0) -> float:
         value = float(raw)
     except ValueError:
         raise InvalidArgument(f"{name}={raw!r} is not a number", field=name) from None
+    if not math.isfinite(value):
+        raise InvalidArgument(f"{name}={raw!r} must be a finite number", field=name)
     if value < minimum:
         raise InvalidArgument(f"{name}={raw!r} must be at least {minimum}", field=name)
     return value

@@ -31,7 +31,8 @@ def scheme_of(uri: str) -> str:
     scheme = urlsplit(uri).scheme.lower()
     if len(scheme) == 1:  # C:\... on Windows
         return "file"
-    return scheme.split("+", 1)[0]
+    scheme = scheme.split("+", 1)[0]
+    return "postgresql" if scheme == "postgres" else scheme
 
 
 def local_path(uri: str) -> Path:

@@ -52,7 +52,12 @@ def make_engine(uri: str) -> Engine:
     if url.get_backend_name() == "sqlite":
         path = sqlite_path(str(url))
         assert path is not None
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidArgument(
+                f"cannot create the folder of the database {path}: {exc.strerror}", field="uri"
+            ) from None
         engine = create_engine(
             url.set(database=str(path)),
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},

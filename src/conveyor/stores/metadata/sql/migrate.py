@@ -13,8 +13,8 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from conveyor.core.errors import SchemaOutOfDate
-from conveyor.stores.metadata.sql.engine import schema_lock
+from conveyor.core.errors import BackendUnavailable, SchemaOutOfDate
+from conveyor.stores.metadata.sql.engine import make_engine, schema_lock
 from conveyor.stores.metadata.sql.schema import SCHEMA_REVISION
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -46,15 +46,58 @@ def head_revision() -> str:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
-    """Apply migrations up to ``revision``; returns (before, after)."""
+    """Apply migrations up to ``revision``; returns (before, after).
+
+    Refuses a database that holds other tables but no Conveyor schema version.
+    """
     from alembic import command
+    from alembic.util import CommandError
 
     with schema_lock(engine) as conn:
         before = current_revision(conn)
-        command.upgrade(_config(conn), revision)
+        if before is None:
+            _refuse_foreign(conn, str(engine.url))
+        try:
+            command.upgrade(_config(conn), revision)
+        except CommandError as exc:
+            raise SchemaOutOfDate(
+                f"cannot upgrade to {revision!r} from {before or 'an empty database'}: {exc} "
+                "(a newer Conveyor may have written this database: upgrade Conveyor)"
+            ) from None
         conn.commit()
         after = current_revision(conn)
     return before, after
+
+
+def upgrade_database(uri: str, revision: str = "head") -> tuple[str | None, str | None]:
+    """``conveyor db upgrade``: open ``uri``, apply migrations, close."""
+    engine = make_engine(uri)
+    try:
+        return upgrade(engine, revision)
+    except OperationalError as exc:
+        raise BackendUnavailable(f"cannot open {_redact(uri)}: {exc.orig}") from None
+    finally:
+        engine.dispose()
+
+
+def database_revision(uri: str) -> str | None:
+    """``conveyor db current``: the revision recorded in ``uri``."""
+    engine = make_engine(uri)
+    try:
+        with engine.connect() as conn:
+            return current_revision(conn)
+    except OperationalError as exc:
+        raise BackendUnavailable(f"cannot open {_redact(uri)}: {exc.orig}") from None
+    finally:
+        engine.dispose()
+
+
+def _refuse_foreign(conn: Connection, uri: str) -> None:
+    if set(inspect(conn).get_table_names()) - {"alembic_version"}:
+        raise SchemaOutOfDate(
+            f"{_redact(uri)} has tables but no Conveyor schema version; "
+            "it is not a Conveyor database (give another CONVEYOR_URI)"
+        )
 
 
 def ensure_schema(engine: Engine, uri: str) -> None:
@@ -67,12 +110,7 @@ def ensure_schema(engine: Engine, uri: str) -> None:
         with schema_lock(engine) as conn:
             revision = current_revision(conn)
             if revision is None:
-                tables = set(inspect(conn).get_table_names())
-                if tables - {"alembic_version"}:
-                    raise SchemaOutOfDate(
-                        f"{_redact(uri)} has tables but no Conveyor schema version; "
-                        "it is not a Conveyor database (give another CONVEYOR_URI)"
-                    )
+                _refuse_foreign(conn, uri)
                 from alembic import command
 
                 command.upgrade(_config(conn), "head")
