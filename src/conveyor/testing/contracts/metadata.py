@@ -49,6 +49,28 @@ class MetadataStoreContract:
         assert [p.name for p in store.list_projects()] == ["bikes"]
         assert store.get_project("bikes").id == a.id
 
+    def test_concurrent_first_use_of_a_project(self, store: Any) -> None:
+        import threading
+
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(8)
+
+        def create(i: int) -> None:
+            try:
+                barrier.wait()
+                store.create_run(project=f"race-{i % 2}")
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=create, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert [p.name for p in store.list_projects()] == ["race-0", "race-1"]
+        assert len(store.search_runs(["race-0", "race-1"])) == 8
+
     def test_project_errors(self, store: Any) -> None:
         with pytest.raises(NotFound):
             store.get_project("nope")

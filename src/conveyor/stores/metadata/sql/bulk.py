@@ -50,11 +50,15 @@ def latest_of(rows: Iterable[MetricRow]) -> list[dict[str, Any]]:
     ]
 
 
+def dialect_insert(conn: Connection) -> Any:
+    """The INSERT construct with ON CONFLICT support for the connection's database."""
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
 def upsert_latest(conn: Connection, values: list[dict[str, Any]]) -> None:
     if not values:
         return
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(latest_metrics)
+    stmt = dialect_insert(conn)(latest_metrics)
     excluded = stmt.excluded
     newer = or_(
         excluded.step > latest_metrics.c.step,

@@ -83,8 +83,11 @@ class SqlMetadataStore:
     def _ensure_project(self, conn: Connection, name: str) -> Any:
         row = self._project_row(conn, name)
         if row is None:
+            # Two processes may create the same project at once: the loser's insert is a no-op.
             conn.execute(
-                insert(projects).values(id=new_id(), name=name, description="", created_at=now_ms())
+                bulk.dialect_insert(conn)(projects)
+                .values(id=new_id(), name=name, description="", created_at=now_ms())
+                .on_conflict_do_nothing(index_elements=[projects.c.name])
             )
             row = self._project_row(conn, name)
         return row
