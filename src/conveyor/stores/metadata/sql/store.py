@@ -153,7 +153,12 @@ class SqlMetadataStore:
                 )
         with self._pk_lock:
             self._run_pks[run_id] = pk
-        return self.get_run(run_id, with_artifacts=False)
+        # Everything is known: build the entity instead of reading it back.
+        return Run(
+            id=run_id, project=project_row.name, name=run_name, status=RunStatus.RUNNING,
+            start_time=started, parent_id=parent_id, user=user or _current_user(),
+            heartbeat_at=started, env=dict(env or {}), tags=tag_values,
+        )
 
     def _pk(self, conn: Connection, run_id: str, field: str = "run_id") -> int:
         pk = self._run_pks.get(run_id)
