@@ -124,3 +124,13 @@ def set_settings(settings: Settings | None) -> None:
 
 def reset_settings() -> None:
     set_settings(None)
+
+
+def current_user() -> str:
+    """The login name of this process, or "" where there is none (some containers)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return ""

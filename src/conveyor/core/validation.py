@@ -12,7 +12,6 @@ Limits (documented in docs/tracking.md):
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -129,6 +128,3 @@ def check_tags(tags: Mapping[str, Any]) -> dict[str, str]:
         raise InvalidArgument("tags must be a mapping of names to values", field="tags")
     return {check_key(k, "tag"): tag_value(k, v) for k, v in tags.items()}
 
-
-def is_finite(value: float) -> bool:
-    return math.isfinite(value)

@@ -10,7 +10,6 @@ computed once per process: a run created later in the same process reuses them.
 from __future__ import annotations
 
 import functools
-import getpass
 import os
 import platform
 import socket
@@ -18,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from conveyor.core.settings import current_user
 
 
 @functools.lru_cache(maxsize=1)
@@ -71,11 +72,6 @@ def git_info(folder: Path) -> dict[str, Any] | None:
     }
 
 
-def user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return ""
 
 
 def capture() -> dict[str, Any]:
@@ -86,7 +82,7 @@ def capture() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "host": socket.gethostname(),
-        "user": user(),
+        "user": current_user(),
         "pid": os.getpid(),
         "command": [sys.executable, *sys.argv],
         "cwd": os.getcwd(),

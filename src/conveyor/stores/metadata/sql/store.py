@@ -6,7 +6,6 @@ PostgreSQL COPY path) live in ``engine.py`` and ``bulk.py``.
 
 from __future__ import annotations
 
-import getpass
 import math
 import threading
 from collections.abc import Mapping, Sequence
@@ -25,6 +24,7 @@ from conveyor.core.errors import (
     NotFound,
 )
 from conveyor.core.ids import check_id, friendly_name, new_id, now_ms
+from conveyor.core.settings import current_user
 from conveyor.core.uris import safe_relpath
 from conveyor.stores.metadata.base import PointRow
 from conveyor.stores.metadata.sql import bulk, schema, search
@@ -125,6 +125,7 @@ class SqlMetadataStore:
         tag_values = v.check_tags(tags or {})
         if parent_id is not None:
             check_id(parent_id, "parent_id")
+        user = user or current_user()
         run_id = new_id()
         started = start_time if start_time is not None else now_ms()
         with write_transaction(self._engine) as conn:
@@ -140,7 +141,7 @@ class SqlMetadataStore:
                     status=RunStatus.RUNNING.value,
                     start_time=started,
                     parent_id=parent_id,
-                    user=user or _current_user(),
+                    user=user,
                     heartbeat_at=started,
                     env=dict(env or {}),
                 )
@@ -156,7 +157,7 @@ class SqlMetadataStore:
         # Everything is known: build the entity instead of reading it back.
         return Run(
             id=run_id, project=project_row.name, name=run_name, status=RunStatus.RUNNING,
-            start_time=started, parent_id=parent_id, user=user or _current_user(),
+            start_time=started, parent_id=parent_id, user=user,
             heartbeat_at=started, env=dict(env or {}), tags=tag_values,
         )
 
@@ -437,9 +438,3 @@ class SqlMetadataStore:
         ]
 
 
-
-def _current_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in some containers
-        return ""
