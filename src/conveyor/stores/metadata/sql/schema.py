@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 
 #: The Alembic revision these tables correspond to.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 # Integer primary keys must be INTEGER on SQLite to alias the rowid (autoincrement).
 PK = BigInteger().with_variant(Integer(), "sqlite")
@@ -146,4 +146,35 @@ lineage_edges = Table(
     Column("attributes", JSON, nullable=False),
     UniqueConstraint("src_kind", "src_id", "dst_kind", "dst_id", "relation"),
     Index(None, "dst_kind", "dst_id"),
+)
+
+# Named counters: gap-free numbers per parent (model versions, dataset versions...).
+# See ``sequences.py``: the increment commits or rolls back with the caller's write.
+sequences = Table(
+    "sequences",
+    metadata,
+    Column("scope", String(300), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+# The append-only audit trail, hash-chained in ``seq`` order (see ``audit.py``).
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", PK, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(250), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("object_kind", String(32), nullable=False),
+    Column("object_id", String(255), nullable=False),
+    Column("project", String(250), nullable=True),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("details", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index(None, "project", "at"),
+    Index(None, "object_kind", "object_id"),
+    Index(None, "at"),
 )
