@@ -55,9 +55,18 @@ class MetricBuffer:
     def pending(self) -> int:
         return len(self._points)
 
-    def flush(self) -> None:
-        """Write everything buffered so far; raise if the store refuses it."""
-        self._write()
+    def flush(self, final: Sink | None = None) -> None:
+        """Write everything buffered so far; raise if the store refuses it.
+
+        With ``final``, the waiting points go to ``final`` instead of the usual
+        sink, and ``final`` is called even when none are waiting: the tracking
+        client ends a run this way, its last points and its status in one write.
+        An error from ``final`` is raised at once (the points stay buffered).
+        """
+        if final is not None:
+            self._write(final, raise_now=True)
+        else:
+            self._write()
         if self._error is not None:
             error, self._error = self._error, None
             raise error
@@ -84,17 +93,19 @@ class MetricBuffer:
             self._wake.clear()
             self._write()
 
-    def _write(self) -> None:
+    def _write(self, sink: Sink | None = None, *, raise_now: bool = False) -> None:
         with self._flush_lock:
             with self._lock:
                 batch, self._points = self._points, []
-            if not batch:
+            if not batch and sink is None:
                 return
             try:
-                self._sink(batch)
+                (sink or self._sink)(batch)
                 self._error = None
             except BaseException as exc:  # keep the points; report on the next flush()
                 with self._lock:
                     self._points[:0] = batch
+                if raise_now:
+                    raise
                 self._error = exc
                 log.warning("could not write %d metric points (kept for retry): %s", len(batch), exc)

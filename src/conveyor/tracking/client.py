@@ -119,10 +119,16 @@ class TrackingClient:
         return run
 
     def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> Run:
+        """End the run (its buffered points and its status written together); returns it."""
+        self.finish_run(run_id, status)
+        return self.store.get_run(run_id, with_artifacts=False)
+
+    def finish_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> None:
+        """End the run without reading it back (what ``with cv.start_run()`` does)."""
+        status = RunStatus.parse(status)
         self._alive.discard(run_id)
         self._sampled.discard(run_id)
-        self.flush()
-        return self.store.set_run_status(run_id, RunStatus.parse(status))
+        self._buffer.flush(lambda points: self.store.finish_run(run_id, status, points=points))
 
     def get_run(self, run_id: str) -> Run:
         self._before_read()
@@ -231,7 +237,8 @@ class TrackingClient:
             self._check_run(run_id)
         rows = []
         for p in points:
-            v.check_key(p.key)
+            if p.key not in self._known_keys:
+                self._check_key(p.key)
             rows.append((run_id, p.key, v.metric_value(p.key, p.value), v.metric_step(p.key, p.step), p.timestamp))
         self.flush()
         self.store.log_metric_points(rows)

@@ -60,7 +60,9 @@ class ActiveRun:
             status = RunStatus.KILLED
         else:
             status = RunStatus.FAILED
-        end_run(status, run_id=self.id)
+        # The block's result is not wanted: end without reading the run back.
+        _forget(self.id, _active.get())
+        client().finish_run(self.id, status)
 
 
 def client() -> TrackingClient:
@@ -164,9 +166,13 @@ def end_run(status: RunStatus | str = RunStatus.FINISHED, *, run_id: str | None 
         if not stack:
             return None
         run_id = stack[-1].id
+    _forget(run_id, stack)
+    return client().end_run(run_id, RunStatus.parse(status))
+
+
+def _forget(run_id: str, stack: tuple[ActiveRun, ...]) -> None:
     _active.set(tuple(r for r in stack if r.id != run_id))
     _open_runs.pop(run_id, None)
-    return client().end_run(run_id, RunStatus.parse(status))
 
 
 def _run_id(run_id: str | None) -> str:
@@ -307,7 +313,7 @@ def _at_exit() -> None:
     status = RunStatus.FAILED if failed else RunStatus.FINISHED
     for run_id in reversed(list(_open_runs)):
         try:
-            _client.end_run(run_id, status)
+            _client.finish_run(run_id, status)
         except Exception as exc:  # the process is ending; say so, do not mask the exit
             print(f"conveyor: could not end run {run_id}: {exc}", file=sys.stderr)
     _open_runs.clear()

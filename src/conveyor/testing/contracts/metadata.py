@@ -119,6 +119,27 @@ class MetadataStoreContract:
         resumed = store.set_run_status(run.id, RunStatus.RUNNING)
         assert resumed.status is RunStatus.RUNNING and resumed.end_time is None
 
+    def test_finish_run_writes_the_last_points_and_the_status_together(self, store: Any) -> None:
+        run = _run(store)
+        now = int(time.time() * 1000)
+        store.finish_run(run.id, RunStatus.FINISHED, points=[(run.id, "loss", 0.5, 3, now)])
+        done = store.get_run(run.id)
+        assert done.status is RunStatus.FINISHED and done.metrics == {"loss": 0.5}
+        assert done.end_time is not None and done.end_time >= done.start_time
+        store.finish_run(run.id, RunStatus.FINISHED)  # again: nothing changes
+        assert store.get_run(run.id).end_time == done.end_time
+
+    def test_a_refused_finish_writes_none_of_its_points(self, store: Any) -> None:
+        run = _run(store)
+        store.finish_run(run.id, RunStatus.FAILED)
+        now = int(time.time() * 1000)
+        with pytest.raises(InvalidState):
+            store.finish_run(run.id, RunStatus.FINISHED, points=[(run.id, "late", 1.0, 0, now)])
+        assert store.get_metric_history(run.id, "late") == []
+        assert store.get_run(run.id).status is RunStatus.FAILED
+        with pytest.raises(NotFound):
+            store.finish_run(new_id(), RunStatus.FINISHED)
+
     def test_killed_run_can_still_finish(self, store: Any) -> None:
         run = _run(store)
         store.set_run_status(run.id, RunStatus.KILLED)

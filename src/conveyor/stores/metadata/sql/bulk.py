@@ -55,21 +55,31 @@ def dialect_insert(conn: Connection) -> Any:
     return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert_statement(conn: Connection) -> Any:
+    """The latest-value upsert for this database, built once."""
+    stmt = _UPSERTS.get(conn.dialect.name)
+    if stmt is None:
+        stmt = dialect_insert(conn)(latest_metrics)
+        excluded = stmt.excluded
+        newer = or_(
+            excluded.step > latest_metrics.c.step,
+            (excluded.step == latest_metrics.c.step)
+            & (excluded.timestamp >= latest_metrics.c.timestamp),
+        )
+        stmt = _UPSERTS[conn.dialect.name] = stmt.on_conflict_do_update(
+            index_elements=[latest_metrics.c.run_pk, latest_metrics.c.key],
+            set_={"step": excluded.step, "timestamp": excluded.timestamp, "value": excluded.value},
+            where=newer,
+        )
+    return stmt
+
+
 def upsert_latest(conn: Connection, values: list[dict[str, Any]]) -> None:
     if not values:
         return
-    stmt = dialect_insert(conn)(latest_metrics)
-    excluded = stmt.excluded
-    newer = or_(
-        excluded.step > latest_metrics.c.step,
-        (excluded.step == latest_metrics.c.step)
-        & (excluded.timestamp >= latest_metrics.c.timestamp),
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[latest_metrics.c.run_pk, latest_metrics.c.key],
-        set_={"step": excluded.step, "timestamp": excluded.timestamp, "value": excluded.value},
-        where=newer,
-    )
     # Sorted so concurrent writers touching the same keys lock rows in one order.
     values.sort(key=lambda v: (v["run_pk"], v["key"]))
-    conn.execute(stmt, values)
+    conn.execute(_upsert_statement(conn), values)
