@@ -53,10 +53,19 @@ _LAZY: dict[str, str] = {
     "start_run": _FLUENT,
 }
 
-__all__ = sorted([*_LAZY, "__version__"])
+# Service namespaces: ``cv.monitoring.drift(...)``. Imported on first use, like the names above.
+_NAMESPACES: dict[str, str] = {
+    "monitoring": "conveyor.monitoring",
+}
+
+__all__ = sorted([*_LAZY, *_NAMESPACES, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
+    if name in _NAMESPACES:
+        value: Any = importlib.import_module(_NAMESPACES[name])
+        globals()[name] = value
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
