@@ -31,6 +31,8 @@ ENVIRONMENT: dict[str, str] = {
     "is marked KILLED (default 60).",
     "CONVEYOR_SYSTEM_METRICS": "1 to sample CPU and memory into every run (default 0).",
     "CONVEYOR_SYSTEM_METRICS_INTERVAL": "Seconds between system metric samples (default 10).",
+    "CONVEYOR_ALERT_ALLOW_HOSTS": "Comma-separated hosts, addresses or CIDRs that alert webhooks "
+    "may reach although they are internal (default: none).",
 }
 
 

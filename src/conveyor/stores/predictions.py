@@ -1,0 +1,249 @@
+"""The prediction log: every served request and response, and the labels that come later.
+
+Serving appends; monitoring reads. The log is Parquet segments under the
+artifact store's byte backend (a local folder or S3), partitioned by model and
+day::
+
+    predictions/<model>/day=2026-11-23/<first-ms>-<id>.parquet     requests and responses
+    feedback/<model>/day=2026-11-23/<first-ms>-<id>.parquet        labels, by request id
+
+A segment is written atomically (the backends guarantee it), so a reader sees
+whole segments or nothing. Each prediction row holds the input features as
+their own columns (so drift reads them without parsing), plus reserved columns
+that start with an underscore: ``_request_id``, ``_ts`` (ms since the epoch),
+``_model``, ``_version``, ``_latency_ms`` and ``_prediction``. Feedback rows hold
+``_request_id``, ``_ts`` and ``_label``; the newest label for a request wins,
+and labels may arrive days after the prediction (they are joined by request id
+over whatever window is read).
+
+:class:`PredictionLogWriter` batches appends in memory and writes from a
+background thread, so the request path only pays for a list append.
+
+Example::
+
+    log = PredictionLog(open_byte_backend(settings.artifacts_uri))
+    log.append("bike-demand", [{"_request_id": "r1", "_ts": now_ms(), "_version": 3,
+                                "_latency_ms": 1.2, "_prediction": 118.0, "temp": 0.24, "hr": 8}])
+    log.add_feedback("bike-demand", [("r1", 121.0)])
+    window = log.read("bike-demand", start_ms=..., end_ms=...)   # pandas, labels joined
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from conveyor.core import validation as v
+from conveyor.core.errors import InvalidArgument
+from conveyor.core.ids import new_id, now_ms
+from conveyor.stores.artifacts.base import ByteBackend
+
+log = logging.getLogger(__name__)
+
+RESERVED = ("_request_id", "_ts", "_model", "_version", "_latency_ms", "_prediction")
+DAY = 86_400_000
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+
+
+def _days(start_ms: int, end_ms: int) -> list[str]:
+    first = datetime.fromtimestamp(start_ms / 1000, tz=UTC).date()
+    last = datetime.fromtimestamp(end_ms / 1000, tz=UTC).date()
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+class PredictionLog:
+    """Append-only prediction and feedback segments over a byte backend."""
+
+    def __init__(self, backend: ByteBackend, prefix: str = "") -> None:
+        self.backend = backend
+        self._prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    @classmethod
+    def open(cls, uri: str | None = None) -> PredictionLog:
+        """The log in the artifact store at ``uri`` (default: ``CONVEYOR_ARTIFACTS``)."""
+        from conveyor.stores.artifacts.cas import open_content_store
+
+        return cls(open_content_store(uri).backend)
+
+    # ------------------------------------------------------------------ writing
+
+    def append(self, model: str, rows: Sequence[Mapping[str, Any]]) -> str | None:
+        """Write one segment of prediction rows; returns its key (``None`` for no rows)."""
+        v.check_name(model, "model")
+        if not rows:
+            return None
+        for i, row in enumerate(rows):
+            for key in ("_request_id", "_ts"):
+                if key not in row:
+                    raise InvalidArgument(f"prediction row {i} has no {key}", field=key)
+        table = self._table([{**r, "_model": model} for r in rows])
+        return self._write("predictions", model, table, min(int(r["_ts"]) for r in rows))
+
+    def add_feedback(self, model: str, labels: Iterable[tuple[str, Any] | tuple[str, Any, int]]) -> str | None:
+        """Record ground-truth labels by request id (``(request_id, label[, ts_ms])``)."""
+        v.check_name(model, "model")
+        now = now_ms()
+        rows = []
+        for i, item in enumerate(labels):
+            if not isinstance(item[0], str) or not item[0]:
+                raise InvalidArgument(f"feedback {i}: request_id must be a non-empty string", field="request_id")
+            rows.append({"_request_id": item[0], "_label": item[1], "_ts": int(item[2]) if len(item) > 2 else now})
+        if not rows:
+            return None
+        return self._write("feedback", model, self._table(rows), min(r["_ts"] for r in rows))
+
+    def _table(self, rows: list[dict[str, Any]]) -> Any:
+        import pyarrow as pa
+
+        try:
+            return pa.Table.from_pylist(rows)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+        # A column with mixed types in one batch (a number here, text there): it is kept
+        # as text rather than losing the batch. Monitoring reports such a column as changed.
+        kinds: dict[str, set[type]] = {}
+        for row in rows:
+            for key, value in row.items():
+                if value is not None:
+                    kinds.setdefault(key, set()).add(type(value))
+        mixed = {k for k, types in kinds.items() if len(types) > 1}
+        fixed = [{k: (str(x) if k in mixed and x is not None else x) for k, x in r.items()} for r in rows]
+        return pa.Table.from_pylist(fixed)
+
+    def _write(self, kind: str, model: str, table: Any, first_ms: int) -> str:
+        import pyarrow.parquet as pq
+
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        key = f"{self._prefix}{kind}/{model}/day={_day(first_ms)}/{first_ms:013d}-{new_id()}.parquet"
+        self.backend.put_bytes(key, buffer.getvalue())
+        return key
+
+    # ------------------------------------------------------------------ reading
+
+    def _segments(self, kind: str, model: str, start_ms: int | None, end_ms: int | None) -> Iterator[str]:
+        base = f"{self._prefix}{kind}/{model}/"
+        if start_ms is None or end_ms is None or end_ms - start_ms > 366 * DAY:
+            yield from self.backend.list(base)
+            return
+        for day in _days(start_ms, end_ms):
+            yield from self.backend.list(f"{base}day={day}/")
+
+    def _read(self, kind: str, model: str, start_ms: int | None, end_ms: int | None) -> Any:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables = [pq.read_table(io.BytesIO(self.backend.get_bytes(k))) for k in self._segments(kind, model, start_ms, end_ms)]
+        if not tables:
+            return None
+        return pa.concat_tables(tables, promote_options="permissive")
+
+    def read(
+        self,
+        model: str,
+        *,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        version: int | None = None,
+        with_labels: bool = True,
+    ) -> Any:
+        """Predictions in ``[start_ms, end_ms)`` as a pandas DataFrame, labels joined as ``_label``."""
+        import pandas as pd
+
+        v.check_name(model, "model")
+        table = self._read("predictions", model, start_ms, end_ms)
+        if table is None:
+            return pd.DataFrame(columns=[*RESERVED, "_label"])
+        df = table.to_pandas()
+        keep = pd.Series(True, index=df.index)
+        if start_ms is not None:
+            keep &= df["_ts"] >= start_ms
+        if end_ms is not None:
+            keep &= df["_ts"] < end_ms
+        if version is not None:
+            keep &= df["_version"] == version
+        df = df[keep].sort_values("_ts", kind="stable").reset_index(drop=True)
+        if with_labels:
+            labels = self.labels(model)
+            df = df.merge(labels, on="_request_id", how="left") if len(labels) else df.assign(_label=None)
+        return df
+
+    def labels(self, model: str) -> Any:
+        """The newest label per request id (labels can arrive any time after the prediction)."""
+        import pandas as pd
+
+        table = self._read("feedback", model, None, None)
+        if table is None:
+            return pd.DataFrame(columns=["_request_id", "_label"])
+        fb = table.to_pandas().sort_values("_ts", kind="stable")
+        return fb.drop_duplicates("_request_id", keep="last")[["_request_id", "_label"]]
+
+
+class PredictionLogWriter:
+    """Buffers prediction rows and writes a segment per model every ``interval`` or ``max_rows``.
+
+    ``add`` is what the request path calls: one lock and one append. ``flush``
+    writes what is buffered and returns when it is stored; ``close`` flushes and
+    stops the thread. A failed write keeps the rows for the next attempt.
+    """
+
+    def __init__(self, log_: PredictionLog, *, interval: float = 2.0, max_rows: int = 5_000) -> None:
+        self._log = log_
+        self._interval = interval
+        self._max_rows = max_rows
+        self._rows: dict[str, list[dict[str, Any]]] = {}
+        self._count = 0
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="conveyor-prediction-log", daemon=True)
+        self._thread.start()
+
+    def add(self, model: str, row: dict[str, Any]) -> None:
+        with self._lock:
+            self._rows.setdefault(model, []).append(row)
+            self._count += 1
+            full = self._count >= self._max_rows
+        if full:
+            self._wake.set()
+
+    def flush(self) -> None:
+        with self._flush_lock:
+            with self._lock:
+                batches, self._rows, self._count = self._rows, {}, 0
+            failed: dict[str, list[dict[str, Any]]] = {}
+            for model, rows in batches.items():
+                try:
+                    self._log.append(model, rows)
+                except Exception as exc:  # keep them for the next attempt
+                    log.warning("could not write %d prediction rows for %s: %s", len(rows), model, exc)
+                    failed[model] = rows
+            if failed:
+                with self._lock:
+                    for model, rows in failed.items():
+                        self._rows[model] = rows + self._rows.get(model, [])
+                        self._count += len(rows)
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self._thread.join(timeout=30)
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            started = time.monotonic()
+            self.flush()
+            if time.monotonic() - started > self._interval:
+                log.warning("writing the prediction log takes longer than its interval")
