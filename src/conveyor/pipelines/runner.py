@@ -1,0 +1,537 @@
+"""The one runner: caching, retries, failure propagation, tracking and lineage.
+
+Mechanism (where a step runs) is an :class:`~conveyor.pipelines.executors.Executor`;
+everything else is decided here, in the driver process:
+
+- Each pipeline run is a tracked run; each step run a child run, created before
+  the step is submitted so a worker that dies leaves a run the runner can mark
+  FAILED (it is never FINISHED: only the worker sets that, after the outputs are
+  stored).
+- Before a step runs, its cache key is computed from its code, parameters, input
+  digests and declared files. A FINISHED step run carrying that key as its cache
+  entry is a hit: its outputs are reused and the step does not run.
+- Several trials of a sweep share one scheduler, so a step with the same key in
+  two trials runs once and the other trial takes its outputs.
+- A failed step is retried with doubling backoff; when it finally fails its
+  descendants are skipped while independent branches go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import json
+import time
+import warnings
+from collections import deque
+from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from conveyor.core.entities import RunStatus
+from conveyor.core.errors import ConveyorWarning, InvalidArgument, InvalidState
+from conveyor.core.ids import now_ms
+from conveyor.pipelines import results as r
+from conveyor.pipelines.executors import Executor, WorkerLost, open_executor
+from conveyor.pipelines.graph import (
+    Const,
+    Node,
+    OutputRef,
+    ParamRef,
+    Pipeline,
+    canonical_json,
+    check_value,
+)
+from conveyor.pipelines.hashing import cache_key, code_fingerprint, file_digest
+from conveyor.pipelines.results import PipelineRun, StepRun, StepStatus
+from conveyor.pipelines.serializers import StoredValue
+from conveyor.pipelines.worker import (
+    CACHE_ENTRY_TAG,
+    OUTPUTS_TAG,
+    StepOutcome,
+    StepRef,
+    StepTask,
+    decode_outputs,
+    encode_outputs,
+    execute_step,
+)
+
+_MAX_ERROR = 2000
+
+
+@dataclass
+class _Job:
+    """The runner's bookkeeping for one step of one trial."""
+
+    trial: _Trial
+    node: Node
+    status: StepStatus = StepStatus.PENDING
+    run_id: str | None = None
+    key: str = ""
+    hit: bool = False
+    attempts: int = 0
+    start_time: int | None = None
+    end_time: int | None = None
+    error: str = ""
+    outputs: tuple[StoredValue, ...] = ()
+    inputs: dict[str, StoredValue] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    follow: bool = True  # may wait for an identical step of another trial
+
+    @property
+    def done(self) -> bool:
+        return self.status not in (StepStatus.PENDING,)
+
+    def result(self) -> StepRun:
+        return StepRun(
+            self.node.name, self.status, self.run_id, self.key, self.hit, self.attempts,
+            self.start_time, self.end_time, self.error, self.outputs,
+        )
+
+
+@dataclass
+class _Trial:
+    pipeline: Pipeline
+    params: dict[str, Any]
+    project: str
+    run_id: str = ""
+    reused: dict[str, tuple[str, tuple[StoredValue, ...]]] = field(default_factory=dict)
+    jobs: dict[str, _Job] = field(default_factory=dict)
+    children: dict[str, list[str]] = field(default_factory=dict)
+
+
+def resolve_params(pipeline: Pipeline, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The pipeline's parameters with defaults applied, every one checked; nothing runs on error."""
+    known = {p.name: p for p in pipeline.params}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        expected = ", ".join(known) or "none"
+        raise InvalidArgument(
+            f"pipeline {pipeline.name!r} has no parameter {unknown[0]!r} (it takes: {expected})",
+            field=unknown[0],
+        )
+    values: dict[str, Any] = {}
+    for name, param in known.items():
+        if name in given:
+            value = given[name]
+        elif param.required:
+            raise InvalidArgument(
+                f"pipeline {pipeline.name!r} needs parameter {name!r}; pass {name}=...", field=name
+            )
+        else:
+            value = param.default
+        check_value(value, param.annotation, name)
+        canonical_json(value, name)
+        values[name] = value
+    return values
+
+
+class Runner:
+    """Runs trials (pipeline runs) to completion on one executor."""
+
+    def __init__(self, executor: Any = None, *, no_cache: bool = False) -> None:
+        from conveyor.tracking import fluent
+
+        self.client = fluent.client()
+        self.executor_spec = executor
+        self.no_cache = no_cache
+        self._fingerprints: dict[int, str] = {}
+        self._leaders: dict[str, _Job] = {}
+        self._followers: dict[str, list[_Job]] = {}
+        self._ready: deque[_Job] = deque()
+        self._delayed: list[tuple[float, int, _Job]] = []
+        self._inflight: dict[Future[StepOutcome], _Job] = {}
+        self._seq = itertools.count()
+
+    # -- driving ---------------------------------------------------------------
+
+    def run(self, trials: Sequence[_Trial]) -> list[PipelineRun]:
+        executor, owned = open_executor(self.executor_spec)  # a bad executor fails before any run
+        try:
+            for trial in trials:
+                self._open(trial)
+            try:
+                self._loop(executor)
+            except BaseException:
+                self._abort(trials)
+                raise
+        finally:
+            if owned:
+                executor.shutdown(wait=True, cancel_futures=True)
+        return [self._close(trial) for trial in trials]
+
+    def _loop(self, executor: Executor) -> None:
+        while True:
+            while self._ready:
+                self._start(self._ready.popleft(), executor)
+            now = time.monotonic()
+            while self._delayed and self._delayed[0][0] <= now:
+                self._submit(heapq.heappop(self._delayed)[2], executor)
+            if self._ready:
+                continue
+            if not self._inflight:
+                if not self._delayed:
+                    return
+                time.sleep(max(0.0, self._delayed[0][0] - now))
+                continue
+            timeout = max(0.0, self._delayed[0][0] - now) if self._delayed else None
+            done, _ = wait(list(self._inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                self._finish(self._inflight.pop(future), future)
+
+    # -- trials ----------------------------------------------------------------
+
+    def _open(self, trial: _Trial) -> None:
+        pipeline = trial.pipeline
+        trial.children = pipeline.downstream()
+        trial.jobs = {n.name: _Job(trial, n) for n in pipeline.nodes}
+        if not trial.run_id:
+            from conveyor.tracking import fluent
+
+            active = fluent.active_run()
+            source = pipeline.source
+            tags = {
+                r.PIPELINE_TAG: pipeline.name,
+                r.STEPS_TAG: json.dumps([n.name for n in pipeline.nodes]),
+                r.PARAMS_TAG: canonical_json(trial.params, "params"),
+                r.RESULT_TAG: json.dumps([[o.node, o.index] for o in pipeline.outputs]),
+            }
+            if source is not None:
+                tags[r.SOURCE_TAG] = json.dumps([source.module, source.qualname, source.file])
+            run = self.client.create_run(
+                trial.project, name=pipeline.name, tags=tags,
+                parent_id=active.id if active is not None else None,
+            )
+            trial.run_id = run.id
+            if trial.params:
+                self.client.log_params(run.id, {k: _text(v) for k, v in trial.params.items()})
+        for job in trial.jobs.values():
+            if not job.node.upstream:
+                self._ready.append(job)
+
+    def _close(self, trial: _Trial) -> PipelineRun:
+        failed = any(j.status is StepStatus.FAILED for j in trial.jobs.values())
+        metrics: dict[str, float] = {}
+        children = r._children(self.client, trial.project, trial.run_id)
+        for child in sorted(children, key=lambda c: c.start_time):
+            metrics.update({k: v for k, v in child.metrics.items() if not k.startswith("system/")})
+        if metrics:
+            self.client.log_metrics(trial.run_id, metrics)
+        status = RunStatus.FAILED if failed else RunStatus.FINISHED
+        self.client.end_run(trial.run_id, status)
+        steps = {name: job.result() for name, job in trial.jobs.items()}
+        return PipelineRun(
+            trial.run_id, trial.pipeline.name, status, dict(trial.params), steps,
+            tuple((o.node, o.index) for o in trial.pipeline.outputs), metrics,
+        )
+
+    def _abort(self, trials: Sequence[_Trial]) -> None:
+        """The driver is stopping (Ctrl-C, a bug): nothing is left RUNNING."""
+        for trial in trials:
+            for job in trial.jobs.values():
+                if job.run_id and not job.done:
+                    self._end(job.run_id, RunStatus.KILLED)
+            if trial.run_id:
+                self._end(trial.run_id, RunStatus.KILLED)
+
+    def _end(self, run_id: str, status: RunStatus) -> None:
+        with contextlib.suppress(InvalidState):  # it ended already (e.g. FINISHED by its worker)
+            self.client.end_run(run_id, status)
+
+    # -- one step --------------------------------------------------------------
+
+    def _start(self, job: _Job, executor: Executor) -> None:
+        trial, node = job.trial, job.node
+        step = node.step
+        try:
+            self._bind(job)
+        except InvalidArgument as exc:
+            self._fail(job, f"{type(exc).__name__}: {exc}")
+            return
+        reused = trial.reused.get(node.name)
+        if reused is not None:
+            job.run_id, job.outputs = reused
+            job.status = StepStatus.REUSED
+            self._succeeded(job)
+            return
+        use_cache = step.options.cache and not self.no_cache
+        if use_cache:
+            source = self._lookup(trial.project, job.key)
+            if source is not None:
+                self._record_hit(job, source)
+                return
+            leader = self._leaders.get(job.key)
+            if leader is not None and job.follow and leader.trial is not trial:
+                self._followers.setdefault(job.key, []).append(job)
+                return
+            self._leaders[job.key] = job
+        job.start_time = now_ms()
+        run = self.client.create_run(
+            trial.project, name=node.name, parent_id=trial.run_id,
+            tags={r.STEP_TAG: node.name, r.KEY_TAG: job.key, r.HIT_TAG: "false"},
+        )
+        job.run_id = run.id
+        if job.params:
+            self.client.log_params(run.id, {k: _text(v) for k, v in job.params.items()})
+        self._submit(job, executor)
+
+    def _bind(self, job: _Job) -> None:
+        trial, node = job.trial, job.node
+        step = node.step
+        params: dict[str, Any] = {}
+        for pname, binding in node.inputs:
+            if isinstance(binding, OutputRef):
+                job.inputs[pname] = trial.jobs[binding.node].outputs[binding.index]
+            elif isinstance(binding, ParamRef):
+                params[pname] = trial.params[binding.name]
+            elif isinstance(binding, Const):
+                params[pname] = binding.value
+        job.params = params
+        files = {
+            name: file_digest(params.get(name), f"{node.name}.{name}") for name in step.options.files
+        }
+        fingerprint = self._fingerprints.get(id(step))
+        if fingerprint is None:
+            fingerprint = self._fingerprints[id(step)] = code_fingerprint(step.fn)
+        job.key = cache_key(
+            fingerprint,
+            {k: canonical_json(v, f"{node.name}.{k}") for k, v in params.items()},
+            {k: v.digest for k, v in job.inputs.items()},
+            files,
+            step.n_outputs,
+        )
+
+    def _lookup(self, project: str, key: str) -> Any:
+        page = self.client.search_runs(
+            [project],
+            f"tags.`{CACHE_ENTRY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+            None,
+            1,
+        )
+        if not page:
+            return None
+        source = page[0]
+        outputs = decode_outputs(source.tags[OUTPUTS_TAG])
+        content = self.client.content
+        if not all(content.exists(o.digest) for o in outputs):
+            return None  # its blobs were removed: run the step again
+        return source
+
+    def _record_hit(self, job: _Job, source: Any, outputs: tuple[StoredValue, ...] | None = None) -> None:
+        trial, node = job.trial, job.node
+        job.outputs = outputs if outputs is not None else decode_outputs(source.tags[OUTPUTS_TAG])
+        job.hit, job.status = True, StepStatus.CACHED
+        job.start_time = job.end_time = now_ms()
+        run = self.client.create_run(
+            trial.project, name=node.name, parent_id=trial.run_id,
+            tags={
+                r.STEP_TAG: node.name, r.KEY_TAG: job.key, r.HIT_TAG: "true",
+                r.SOURCE_RUN_TAG: source.id, OUTPUTS_TAG: encode_outputs(job.outputs),
+            },
+        )
+        job.run_id = run.id
+        if job.params:
+            self.client.log_params(run.id, {k: _text(v) for k, v in job.params.items()})
+        metrics = {k: v for k, v in source.metrics.items() if not k.startswith("system/")}
+        if metrics:
+            self.client.log_metrics(run.id, metrics)
+        self.client.end_run(run.id, RunStatus.FINISHED)
+        self._succeeded(job)
+
+    def _submit(self, job: _Job, executor: Executor) -> None:
+        step = job.node.step
+        job.attempts += 1
+        task = StepTask(
+            ref=StepRef.of(step),
+            node=job.node.name,
+            run_id=job.run_id or "",
+            metadata_uri=self.client.settings.metadata_uri,
+            artifacts_uri=self.client.settings.artifacts_uri,
+            inputs=dict(job.inputs),
+            params=dict(job.params),
+            cache_key=job.key,
+            publish=step.options.cache,
+            timeout=step.options.timeout,
+            attempt=job.attempts,
+        )
+        try:
+            future = executor.submit(execute_step, task, resources=dict(step.options.resources))
+        except Exception as exc:  # e.g. the task cannot be sent to the worker
+            future = Future()
+            future.set_exception(exc)
+        self._inflight[future] = job
+
+    def _finish(self, job: _Job, future: Future[StepOutcome]) -> None:
+        try:
+            outcome = future.result()
+        except WorkerLost as exc:
+            outcome = StepOutcome(False, error=f"WorkerLost: {exc}")
+        except Exception as exc:
+            outcome = StepOutcome(False, error=f"{type(exc).__name__}: {exc}")
+        for message in outcome.warnings:
+            warnings.warn(f"step {job.node.name!r}: {message}", ConveyorWarning, stacklevel=2)
+        run_id = job.run_id or ""
+        if outcome.ok:
+            job.outputs, job.status, job.end_time = outcome.outputs, StepStatus.SUCCEEDED, now_ms()
+            self.client.set_tags(run_id, {r.ATTEMPTS_TAG: job.attempts})
+            self._succeeded(job)
+            for follower in self._followers.pop(job.key, []):
+                self._follow(follower, job)
+            return
+        # a worker that died leaves its run RUNNING: it is FAILED, never FINISHED
+        self._end(run_id, RunStatus.FAILED)
+        self.client.set_tags(
+            run_id, {r.ATTEMPTS_TAG: job.attempts, r.ERROR_TAG: outcome.error[:_MAX_ERROR]}
+        )
+        if outcome.traceback:
+            self.client.log_text(run_id, outcome.traceback, f"logs/traceback-attempt{job.attempts}.txt")
+        step = job.node.step
+        if job.attempts <= step.options.retries:
+            delay = step.options.retry_delay * 2 ** (job.attempts - 1)
+            heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._seq), job))
+            return
+        self._fail(job, outcome.error)
+        for follower in self._followers.pop(job.key, []):
+            follower.follow = False  # run it on its own
+            self._ready.append(follower)
+
+    def _follow(self, job: _Job, leader: _Job) -> None:
+        source = self.client.get_run(leader.run_id or "")
+        self._record_hit(job, source, leader.outputs)
+
+    def _succeeded(self, job: _Job) -> None:
+        run_id = job.run_id or ""
+        if job.status is not StepStatus.REUSED:
+            store = self.client.store
+            for digest in dict.fromkeys(v.digest for v in job.inputs.values()):
+                store.add_lineage(("artifact", digest), ("run", run_id), "input")
+            for digest in dict.fromkeys(v.digest for v in job.outputs):
+                store.add_lineage(("run", run_id), ("artifact", digest), "output")
+        trial = job.trial
+        for child_name in trial.children[job.node.name]:
+            child = trial.jobs[child_name]
+            if child.status is StepStatus.PENDING and all(trial.jobs[u].status.ok for u in child.node.upstream):
+                self._ready.append(child)
+
+    def _fail(self, job: _Job, error: str) -> None:
+        job.status, job.error, job.end_time = StepStatus.FAILED, error, now_ms()
+        trial = job.trial
+        stack = list(trial.children[job.node.name])
+        while stack:
+            child = trial.jobs[stack.pop()]
+            if child.status is StepStatus.PENDING:
+                child.status = StepStatus.SKIPPED
+                child.error = f"upstream step {job.node.name!r} failed"
+                stack.extend(trial.children[child.node.name])
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _project(project: str | None) -> str:
+    from conveyor.tracking import fluent
+
+    if project is None:
+        return fluent.get_project()
+    return fluent.client().get_or_create_project(project).name
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    params: Mapping[str, Any],
+    *,
+    executor: Any = None,
+    no_cache: bool = False,
+    project: str | None = None,
+) -> PipelineRun:
+    values = resolve_params(pipeline, params)
+    trial = _Trial(pipeline, values, _project(project))
+    return Runner(executor, no_cache=no_cache).run([trial])[0]
+
+
+def sweep_pipeline(
+    pipeline: Pipeline,
+    grid: Mapping[str, Any],
+    *,
+    order_by: str | None = None,
+    executor: Any = None,
+    no_cache: bool = False,
+    project: str | None = None,
+) -> list[PipelineRun]:
+    swept = {k: v for k, v in grid.items() if isinstance(v, list | tuple)}
+    for key, values in swept.items():
+        if not values:
+            raise InvalidArgument(f"sweep value list for {key!r} is empty", field=key)
+    fixed = {k: v for k, v in grid.items() if k not in swept}
+    combos = [dict(zip(swept, combo, strict=True)) for combo in itertools.product(*swept.values())]
+    sort_key, descending = _parse_order(order_by)
+    trials = []
+    for combo in combos:
+        trials.append(_Trial(pipeline, resolve_params(pipeline, {**fixed, **combo}), ""))
+    name = _project(project)
+    for trial in trials:
+        trial.project = name
+    runs = Runner(executor, no_cache=no_cache).run(trials)
+    if sort_key is None:
+        return runs
+    missing = [run for run in runs if sort_key not in run.metrics]
+    present = sorted(
+        (run for run in runs if sort_key in run.metrics),
+        key=lambda run: run.metrics[sort_key],
+        reverse=descending,
+    )
+    return [*present, *missing]
+
+
+def _parse_order(order_by: str | None) -> tuple[str | None, bool]:
+    if order_by is None:
+        return None, False
+    parts = order_by.split()
+    if not parts or len(parts) > 2 or not parts[0].startswith("metrics.") or len(parts[0]) <= 8:
+        raise InvalidArgument(
+            f"order_by {order_by!r} must look like 'metrics.rmse' or 'metrics.r2 DESC'",
+            field="order_by",
+        )
+    direction = parts[1].upper() if len(parts) == 2 else "ASC"
+    if direction not in ("ASC", "DESC"):
+        raise InvalidArgument(f"order_by direction must be ASC or DESC, got {parts[1]!r}", field="order_by")
+    return parts[0][len("metrics.") :], direction == "DESC"
+
+
+def resume_pipeline(run_id: str, *, pipeline: Pipeline | None = None, executor: Any = None) -> PipelineRun:
+    """Run again the steps of ``run_id`` that failed or never ran, reusing finished outputs."""
+    from conveyor.pipelines.loading import load_from_source
+    from conveyor.tracking import fluent
+
+    client = fluent.client()
+    parent = client.get_run(run_id)
+    if r.PIPELINE_TAG not in parent.tags:
+        raise InvalidArgument(f"run {run_id} is not a pipeline run", field="run_id")
+    if parent.status is RunStatus.RUNNING:
+        raise InvalidState(f"pipeline run {run_id} is still running; wait for it to end")
+    if pipeline is None:
+        source = json.loads(parent.tags.get(r.SOURCE_TAG, "null"))
+        if not source:
+            raise InvalidArgument(f"run {run_id} does not say where its pipeline is defined", field="run_id")
+        pipeline = load_from_source(*source)
+    names = json.loads(parent.tags.get(r.STEPS_TAG, "[]"))
+    missing = [n for n in names if n not in pipeline]
+    if missing:
+        raise InvalidArgument(
+            f"the pipeline no longer has step {missing[0]!r} that run {run_id} had", field="run_id"
+        )
+    if len(names) != len(pipeline):
+        pipeline = pipeline.only(*names)
+    params = json.loads(parent.tags.get(r.PARAMS_TAG, "{}"))
+    trial = _Trial(pipeline, resolve_params(pipeline, params), parent.project, run_id=run_id)
+    for child in r._children(client, parent.project, run_id):
+        if child.status is RunStatus.FINISHED and OUTPUTS_TAG in child.tags:
+            trial.reused[child.tags.get(r.STEP_TAG, child.name)] = (child.id, decode_outputs(child.tags[OUTPUTS_TAG]))
+    client.resume_run(run_id)
+    return Runner(executor).run([trial])[0]
