@@ -2,7 +2,8 @@
 
 The table is searched in order; the first serializer that accepts a value
 stores it. Built in: pandas DataFrame → Parquet, NumPy array → ``.npy`` (no
-pickle), dict/list/str/numbers/bool/None → JSON. Anything else falls back to
+pickle), dict/list/str/numbers/bool/None → JSON, LightGBM Booster → its text
+model format. Anything else falls back to
 pickle with a :class:`~conveyor.core.errors.ConveyorWarning`, because loading
 a pickle runs code. Other services add their own formats up front, e.g. the
 model registry its packaging for models::
@@ -132,6 +133,16 @@ def _dump_pickle(value: Any) -> bytes:
         raise Unsuitable(f"{type(exc).__name__}: {exc}") from None
 
 
+def _dump_booster(booster: Any) -> bytes:
+    return str(booster.model_to_string()).encode()
+
+
+def _load_booster(data: bytes) -> Any:
+    import lightgbm
+
+    return lightgbm.Booster(model_str=data.decode())
+
+
 def _load_pickle(data: bytes) -> Any:
     import pickle
 
@@ -143,6 +154,8 @@ _table: list[Serializer] = [
     Serializer("parquet", _is("pandas", "DataFrame"), _dump_frame, _load_frame),
     Serializer("npy", _is("numpy", "ndarray"), _dump_array, _load_array),
     Serializer("json", lambda v: isinstance(v, _JSON_TYPES), _dump_json, _load_json),
+    # LightGBM's own text format: loading it runs no code, unlike a pickle
+    Serializer("lightgbm-text", _is("lightgbm", "Booster"), _dump_booster, _load_booster),
 ]
 _lock = threading.Lock()
 
