@@ -21,7 +21,7 @@ STEP_TAG = "conveyor.step"
 KEY_TAG = "conveyor.cache.key"
 HIT_TAG = "conveyor.cache.hit"
 SOURCE_RUN_TAG = "conveyor.cache.source_run"
-ATTEMPTS_TAG = "conveyor.step.attempts"
+ATTEMPTS_TAG = "conveyor.step.attempts"  # also written by the worker (worker.ATTEMPTS_TAG)
 ERROR_TAG = "conveyor.step.error"
 
 

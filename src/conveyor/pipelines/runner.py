@@ -304,7 +304,8 @@ class Runner:
         )
 
     def _lookup(self, project: str, key: str) -> Any:
-        page = self.client.search_runs(
+        # straight to the store: the client's search also reaps stale runs, a write per call
+        page = self.client.store.search_runs(
             [project],
             f"tags.`{CACHE_ENTRY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
             None,
@@ -375,7 +376,6 @@ class Runner:
         run_id = job.run_id or ""
         if outcome.ok:
             job.outputs, job.status, job.end_time = outcome.outputs, StepStatus.SUCCEEDED, now_ms()
-            self.client.set_tags(run_id, {r.ATTEMPTS_TAG: job.attempts})
             self._succeeded(job)
             for follower in self._followers.pop(job.key, []):
                 self._follow(follower, job)

@@ -32,6 +32,7 @@ from conveyor.pipelines.steps import Step
 
 OUTPUTS_TAG = "conveyor.step.outputs"
 CACHE_ENTRY_TAG = "conveyor.cache.entry"
+ATTEMPTS_TAG = "conveyor.step.attempts"
 
 
 class StepTimeout(Exception):
@@ -222,7 +223,7 @@ def _execute(task: StepTask) -> tuple[StoredValue, ...]:
                     fluent.log_text(text, f"logs/{name}-attempt{task.attempt}.txt", run_id=task.run_id)
         values = split_outputs(step, task.node, value)
         stored = store_outputs(content, task.node, values)
-        tags = {OUTPUTS_TAG: encode_outputs(stored)}
+        tags = {OUTPUTS_TAG: encode_outputs(stored), ATTEMPTS_TAG: str(task.attempt)}
         if task.publish:
             tags[CACHE_ENTRY_TAG] = task.cache_key
         fluent.set_tags(tags, run_id=task.run_id)  # the run ends FINISHED right after this
