@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,19 @@ def greedy() -> int:
     return 1
 
 
+@step(retries=1, retry_delay=0)
+def crash_once(marker: str) -> str:
+    if not Path(marker).exists():
+        Path(marker).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "survived"
+
+
+@pipeline
+def crashing(marker: str):
+    return crash_once(marker)
+
+
 @pipeline
 def on_ray(n: int, marker: str):
     return flaky_sum(make(n), marker)
@@ -59,6 +73,14 @@ def test_steps_run_as_ray_tasks_and_a_failing_step_is_retried(
     assert child.metrics["worker_pid"] != os.getpid()  # ran in a Ray worker, logged to its child run
     again = on_ray.run(n=5, marker=str(tmp_path / "attempts"), executor="ray")
     assert {s.status for s in again.steps.values()} == {StepStatus.CACHED}
+
+
+def test_a_ray_worker_killed_mid_step_is_retried(
+    ray_local: Any, tmp_path: Path, conveyor_home: Path  # noqa: F811
+) -> None:
+    run = crashing.run(marker=str(tmp_path / "crashed"), executor="ray")
+    assert run.status is RunStatus.FINISHED, run["crash_once"].error
+    assert run["crash_once"].attempts == 2 and run.output() == "survived"
 
 
 def test_a_step_asking_more_than_the_cluster_has_fails_clearly(

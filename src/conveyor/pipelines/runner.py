@@ -247,8 +247,15 @@ class Runner:
         step = node.step
         try:
             self._bind(job)
-        except InvalidArgument as exc:
-            self._fail(job, f"{type(exc).__name__}: {exc}")
+        except InvalidArgument as exc:  # e.g. a declared file is missing: recorded, not raised
+            error = f"{type(exc).__name__}: {exc}"
+            run = self.client.create_run(
+                trial.project, name=node.name, parent_id=trial.run_id,
+                tags={r.STEP_TAG: node.name, r.HIT_TAG: "false", r.ERROR_TAG: error[:_MAX_ERROR]},
+            )
+            self.client.end_run(run.id, RunStatus.FAILED)
+            job.run_id = run.id
+            self._fail(job, error)
             return
         reused = trial.reused.get(node.name)
         if reused is not None:

@@ -133,6 +133,8 @@ def test_a_missing_declared_file_fails_the_step_with_its_name(tmp_path: Path, co
     run = reading.run(path=str(tmp_path / "nope.txt"), executor="inprocess")
     assert run.status is RunStatus.FAILED
     assert "read_file.path" in run["read_file"].error and "is not a file" in run["read_file"].error
+    child = cv.get_run(run["read_file"].run_id or "")
+    assert child.status is RunStatus.FAILED and "is not a file" in child.tags["conveyor.step.error"]
 
 
 @step
