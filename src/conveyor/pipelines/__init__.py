@@ -29,7 +29,7 @@ from conveyor.pipelines.steps import Step, step
 
 def resume(run_id: str, *, executor: object = None) -> PipelineRun:
     """Re-run only the failed and not-yet-run steps of pipeline run ``run_id``."""
-    from conveyor.pipelines.runner import resume_pipeline
+    from conveyor.pipelines.launch import resume_pipeline
 
     return resume_pipeline(run_id, executor=executor)
 

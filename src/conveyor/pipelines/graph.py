@@ -364,7 +364,7 @@ class Pipeline:
             project: the project the runs are recorded in (default: the current one).
             **params: the pipeline's parameters (JSON-serialisable).
         """
-        from conveyor.pipelines.runner import run_pipeline
+        from conveyor.pipelines.launch import run_pipeline
 
         return run_pipeline(self, params, executor=executor, no_cache=no_cache, project=project)
 
@@ -382,7 +382,7 @@ class Pipeline:
         Trials run side by side on one executor and share cached upstream steps.
         ``order_by`` like ``"metrics.rmse"`` or ``"metrics.r2 DESC"`` sorts the returned runs.
         """
-        from conveyor.pipelines.runner import sweep_pipeline
+        from conveyor.pipelines.launch import sweep_pipeline
 
         return sweep_pipeline(
             self, grid, order_by=order_by, executor=executor, no_cache=no_cache, project=project
@@ -390,7 +390,7 @@ class Pipeline:
 
     def resume(self, run_id: str, *, executor: Any = None) -> Any:
         """Run again the steps of ``run_id`` that failed or never ran."""
-        from conveyor.pipelines.runner import resume_pipeline
+        from conveyor.pipelines.launch import resume_pipeline
 
         return resume_pipeline(run_id, pipeline=self, executor=executor)
 

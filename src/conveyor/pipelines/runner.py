@@ -25,7 +25,7 @@ import json
 import time
 import warnings
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +42,6 @@ from conveyor.pipelines.graph import (
     ParamRef,
     Pipeline,
     canonical_json,
-    check_value,
 )
 from conveyor.pipelines.hashing import cache_key, code_fingerprint, file_digest
 from conveyor.pipelines.results import PipelineRun, StepRun, StepStatus
@@ -65,7 +64,7 @@ _MAX_ERROR = 2000
 class _Job:
     """The runner's bookkeeping for one step of one trial."""
 
-    trial: _Trial
+    trial: Trial
     node: Node
     status: StepStatus = StepStatus.PENDING
     run_id: str | None = None
@@ -92,7 +91,7 @@ class _Job:
 
 
 @dataclass
-class _Trial:
+class Trial:
     pipeline: Pipeline
     params: dict[str, Any]
     project: str
@@ -100,32 +99,6 @@ class _Trial:
     reused: dict[str, tuple[str, tuple[StoredValue, ...]]] = field(default_factory=dict)
     jobs: dict[str, _Job] = field(default_factory=dict)
     children: dict[str, list[str]] = field(default_factory=dict)
-
-
-def resolve_params(pipeline: Pipeline, given: Mapping[str, Any]) -> dict[str, Any]:
-    """The pipeline's parameters with defaults applied, every one checked; nothing runs on error."""
-    known = {p.name: p for p in pipeline.params}
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        expected = ", ".join(known) or "none"
-        raise InvalidArgument(
-            f"pipeline {pipeline.name!r} has no parameter {unknown[0]!r} (it takes: {expected})",
-            field=unknown[0],
-        )
-    values: dict[str, Any] = {}
-    for name, param in known.items():
-        if name in given:
-            value = given[name]
-        elif param.required:
-            raise InvalidArgument(
-                f"pipeline {pipeline.name!r} needs parameter {name!r}; pass {name}=...", field=name
-            )
-        else:
-            value = param.default
-        check_value(value, param.annotation, name)
-        canonical_json(value, name)
-        values[name] = value
-    return values
 
 
 class Runner:
@@ -147,7 +120,7 @@ class Runner:
 
     # -- driving ---------------------------------------------------------------
 
-    def run(self, trials: Sequence[_Trial]) -> list[PipelineRun]:
+    def run(self, trials: Sequence[Trial]) -> list[PipelineRun]:
         executor, owned = open_executor(self.executor_spec)  # a bad executor fails before any run
         try:
             for trial in trials:
@@ -183,7 +156,7 @@ class Runner:
 
     # -- trials ----------------------------------------------------------------
 
-    def _open(self, trial: _Trial) -> None:
+    def _open(self, trial: Trial) -> None:
         pipeline = trial.pipeline
         trial.children = pipeline.downstream()
         trial.jobs = {n.name: _Job(trial, n) for n in pipeline.nodes}
@@ -211,7 +184,7 @@ class Runner:
             if not job.node.upstream:
                 self._ready.append(job)
 
-    def _close(self, trial: _Trial) -> PipelineRun:
+    def _close(self, trial: Trial) -> PipelineRun:
         failed = any(j.status is StepStatus.FAILED for j in trial.jobs.values())
         metrics: dict[str, float] = {}
         children = r._children(self.client, trial.project, trial.run_id)
@@ -227,7 +200,7 @@ class Runner:
             tuple((o.node, o.index) for o in trial.pipeline.outputs), metrics,
         )
 
-    def _abort(self, trials: Sequence[_Trial]) -> None:
+    def _abort(self, trials: Sequence[Trial]) -> None:
         """The driver is stopping (Ctrl-C, a bug): nothing is left RUNNING."""
         for trial in trials:
             for job in trial.jobs.values():
@@ -436,109 +409,3 @@ class Runner:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-
-
-def _project(project: str | None) -> str:
-    from conveyor.tracking import fluent
-
-    if project is None:
-        return fluent.get_project()
-    return fluent.client().get_or_create_project(project).name
-
-
-# ---------------------------------------------------------------- entry points
-
-
-def run_pipeline(
-    pipeline: Pipeline,
-    params: Mapping[str, Any],
-    *,
-    executor: Any = None,
-    no_cache: bool = False,
-    project: str | None = None,
-) -> PipelineRun:
-    values = resolve_params(pipeline, params)
-    trial = _Trial(pipeline, values, _project(project))
-    return Runner(executor, no_cache=no_cache).run([trial])[0]
-
-
-def sweep_pipeline(
-    pipeline: Pipeline,
-    grid: Mapping[str, Any],
-    *,
-    order_by: str | None = None,
-    executor: Any = None,
-    no_cache: bool = False,
-    project: str | None = None,
-) -> list[PipelineRun]:
-    swept = {k: v for k, v in grid.items() if isinstance(v, list | tuple)}
-    for key, values in swept.items():
-        if not values:
-            raise InvalidArgument(f"sweep value list for {key!r} is empty", field=key)
-    fixed = {k: v for k, v in grid.items() if k not in swept}
-    combos = [dict(zip(swept, combo, strict=True)) for combo in itertools.product(*swept.values())]
-    sort_key, descending = _parse_order(order_by)
-    trials = []
-    for combo in combos:
-        trials.append(_Trial(pipeline, resolve_params(pipeline, {**fixed, **combo}), ""))
-    name = _project(project)
-    for trial in trials:
-        trial.project = name
-    runs = Runner(executor, no_cache=no_cache).run(trials)
-    if sort_key is None:
-        return runs
-    missing = [run for run in runs if sort_key not in run.metrics]
-    present = sorted(
-        (run for run in runs if sort_key in run.metrics),
-        key=lambda run: run.metrics[sort_key],
-        reverse=descending,
-    )
-    return [*present, *missing]
-
-
-def _parse_order(order_by: str | None) -> tuple[str | None, bool]:
-    if order_by is None:
-        return None, False
-    parts = order_by.split()
-    if not parts or len(parts) > 2 or not parts[0].startswith("metrics.") or len(parts[0]) <= 8:
-        raise InvalidArgument(
-            f"order_by {order_by!r} must look like 'metrics.rmse' or 'metrics.r2 DESC'",
-            field="order_by",
-        )
-    direction = parts[1].upper() if len(parts) == 2 else "ASC"
-    if direction not in ("ASC", "DESC"):
-        raise InvalidArgument(f"order_by direction must be ASC or DESC, got {parts[1]!r}", field="order_by")
-    return parts[0][len("metrics.") :], direction == "DESC"
-
-
-def resume_pipeline(run_id: str, *, pipeline: Pipeline | None = None, executor: Any = None) -> PipelineRun:
-    """Run again the steps of ``run_id`` that failed or never ran, reusing finished outputs."""
-    from conveyor.pipelines.loading import load_from_source
-    from conveyor.tracking import fluent
-
-    client = fluent.client()
-    parent = client.get_run(run_id)
-    if r.PIPELINE_TAG not in parent.tags:
-        raise InvalidArgument(f"run {run_id} is not a pipeline run", field="run_id")
-    if parent.status is RunStatus.RUNNING:
-        raise InvalidState(f"pipeline run {run_id} is still running; wait for it to end")
-    if pipeline is None:
-        source = json.loads(parent.tags.get(r.SOURCE_TAG, "null"))
-        if not source:
-            raise InvalidArgument(f"run {run_id} does not say where its pipeline is defined", field="run_id")
-        pipeline = load_from_source(*source)
-    names = json.loads(parent.tags.get(r.STEPS_TAG, "[]"))
-    missing = [n for n in names if n not in pipeline]
-    if missing:
-        raise InvalidArgument(
-            f"the pipeline no longer has step {missing[0]!r} that run {run_id} had", field="run_id"
-        )
-    if len(names) != len(pipeline):
-        pipeline = pipeline.only(*names)
-    params = json.loads(parent.tags.get(r.PARAMS_TAG, "{}"))
-    trial = _Trial(pipeline, resolve_params(pipeline, params), parent.project, run_id=run_id)
-    for child in r._children(client, parent.project, run_id):
-        if child.status is RunStatus.FINISHED and OUTPUTS_TAG in child.tags:
-            trial.reused[child.tags.get(r.STEP_TAG, child.name)] = (child.id, decode_outputs(child.tags[OUTPUTS_TAG]))
-    client.resume_run(run_id)
-    return Runner(executor).run([trial])[0]

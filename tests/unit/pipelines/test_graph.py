@@ -10,7 +10,7 @@ import pytest
 from conveyor.core.errors import InvalidArgument
 from conveyor.pipelines import Pipeline, pipeline, step
 from conveyor.pipelines.graph import Node, OutputRef
-from conveyor.pipelines.runner import resolve_params
+from conveyor.pipelines.launch import resolve_params
 
 
 @step
