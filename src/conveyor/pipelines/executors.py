@@ -87,8 +87,13 @@ class ProcessExecutor:
                 if self._pool is not None:
                     self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = ProcessPoolExecutor(
-                    self.max_workers, mp_context=multiprocessing.get_context("spawn")
+                    self.max_workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_warm_worker,
                 )
+                # start every worker now, side by side, rather than one by one on demand
+                for _ in range(self.max_workers):
+                    self._pool.submit(int)
             return self._pool
 
     def submit(
@@ -117,6 +122,12 @@ class ProcessExecutor:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait, cancel_futures=cancel_futures)
+
+
+def _warm_worker() -> None:
+    """Import what every step needs once, when the worker starts."""
+    importlib.import_module("conveyor.pipelines.worker")
+    importlib.import_module("conveyor.tracking.fluent")
 
 
 # name -> "module:factory"; the factory takes the full spec text
