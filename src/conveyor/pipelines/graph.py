@@ -29,6 +29,7 @@ from conveyor.core.errors import InvalidArgument
 from conveyor.pipelines.steps import Handle, ParamHandle, Step, trace
 
 _NO_DEFAULT: Any = inspect.Parameter.empty
+_RESERVED = ("executor", "no_cache", "project", "order_by")
 
 
 # ---------------------------------------------------------------- bindings
@@ -443,6 +444,12 @@ def pipeline(fn: Callable[..., Any] | None = None, /, *, name: str | None = None
             hints = {}
         params: list[Param] = []
         for p in inspect.signature(f).parameters.values():
+            if p.name in _RESERVED:
+                raise InvalidArgument(
+                    f"pipeline {f.__name__!r}: parameter name {p.name!r} is reserved by "
+                    f"run()/sweep() ({', '.join(_RESERVED)}); rename it",
+                    field=p.name,
+                )
             if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
                 raise InvalidArgument(
                     f"pipeline {f.__name__!r}: *args/**kwargs are not supported", field=p.name

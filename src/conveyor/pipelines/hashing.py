@@ -76,7 +76,9 @@ def code_fingerprint(fn: Any) -> str:
         if id(obj) in seen:
             continue
         seen.add(id(obj))
-        parts.append((f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}", _source(obj)))
+        # the module name is left out: the same code keeps its key when a file is loaded
+        # by path (the CLI) or imported, and when the project folder moves
+        parts.append((getattr(obj, "__qualname__", ""), _source(obj)))
         funcs = [obj] if inspect.isfunction(obj) else [
             m for m in vars(obj).values() if inspect.isfunction(m)
         ] if inspect.isclass(obj) else []

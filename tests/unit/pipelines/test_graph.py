@@ -123,6 +123,14 @@ def test_branching_on_a_traced_value_is_an_error() -> None:
                 pass
 
 
+def test_a_parameter_named_like_a_run_option_is_an_error() -> None:
+    with pytest.raises(InvalidArgument, match="parameter name 'executor' is reserved"):
+
+        @pipeline
+        def bad(executor: str):
+            load(executor)
+
+
 def test_a_cycle_is_an_error() -> None:
     a = Node("a", count, (("n", OutputRef("b")),))
     b = Node("b", count, (("n", OutputRef("a")),))
