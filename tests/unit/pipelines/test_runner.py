@@ -365,3 +365,20 @@ def test_a_sweep_runs_the_grid_shares_upstream_steps_and_orders_by_a_metric(conv
     assert base_hits == ["cached", "cached", "succeeded", "succeeded"]  # one base per x
     with pytest.raises(InvalidArgument, match="order_by 'rmse'"):
         powers.sweep(x=[1.0], order_by="rmse")
+
+
+@step
+def interrupted() -> int:
+    raise KeyboardInterrupt
+
+
+@pipeline
+def stopping():
+    interrupted()
+
+
+def test_an_interrupted_driver_leaves_no_run_running(conveyor_home: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        stopping.run(executor="inprocess")
+    runs = cv.search_runs()
+    assert len(runs) == 2 and {r.status for r in runs} == {RunStatus.KILLED}
