@@ -20,7 +20,7 @@ import importlib
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -80,6 +80,16 @@ class ProcessExecutor:
         self.max_workers = max_workers or max(1, os.cpu_count() or 1)
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._preload: tuple[Any, ...] = ()
+
+    def preload(self, refs: Sequence[Any]) -> None:
+        """Steps each new worker imports as it starts (optional hook the runner calls).
+
+        Workers start side by side when the pool opens, so a pipeline's imports
+        (pandas, LightGBM, the user's module) are paid once, in parallel, not by
+        whichever step first lands on a cold worker.
+        """
+        self._preload = tuple(dict.fromkeys(refs))
 
     def _current(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -90,6 +100,7 @@ class ProcessExecutor:
                     self.max_workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_warm_worker,
+                    initargs=(self._preload,),
                 )
                 # start every worker now, side by side, rather than one by one on demand
                 for _ in range(self.max_workers):
@@ -124,10 +135,15 @@ class ProcessExecutor:
             pool.shutdown(wait, cancel_futures=cancel_futures)
 
 
-def _warm_worker() -> None:
-    """Import what every step needs once, when the worker starts."""
-    importlib.import_module("conveyor.pipelines.worker")
+def _warm_worker(refs: tuple[Any, ...] = ()) -> None:
+    """Import what the steps need once, when the worker starts; never fails the worker."""
+    worker = importlib.import_module("conveyor.pipelines.worker")
     importlib.import_module("conveyor.tracking.fluent")
+    for ref in refs:
+        try:
+            worker.resolve_step(ref)
+        except Exception:  # the step's own attempt reports the error, with its run
+            continue
 
 
 # name -> "module:factory"; the factory takes the full spec text

@@ -122,6 +122,9 @@ class Runner:
 
     def run(self, trials: Sequence[Trial]) -> list[PipelineRun]:
         executor, owned = open_executor(self.executor_spec)  # a bad executor fails before any run
+        preload = getattr(executor, "preload", None)
+        if callable(preload):
+            preload([StepRef.of(n.step) for t in trials for n in t.pipeline.nodes])
         try:
             for trial in trials:
                 self._open(trial)
@@ -354,8 +357,11 @@ class Runner:
         for message in outcome.warnings:
             warnings.warn(f"step {job.node.name!r}: {message}", ConveyorWarning, stacklevel=2)
         run_id = job.run_id or ""
+        if outcome.started:  # time on the worker, not the wait for one
+            job.start_time = outcome.started
         if outcome.ok:
-            job.outputs, job.status, job.end_time = outcome.outputs, StepStatus.SUCCEEDED, now_ms()
+            job.outputs, job.status = outcome.outputs, StepStatus.SUCCEEDED
+            job.end_time = outcome.ended or now_ms()
             self._succeeded(job)
             for follower in self._followers.pop(job.key, []):
                 self._follow(follower, job)
