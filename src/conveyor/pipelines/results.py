@@ -147,7 +147,7 @@ def load_pipeline_run(run_id: str) -> PipelineRun:
         steps[name] = StepRun(
             name, status, child.id, child.tags.get(KEY_TAG, ""), hit,
             int(child.tags.get(ATTEMPTS_TAG, "0") or 0), child.start_time, child.end_time,
-            child.tags.get(ERROR_TAG, ""), outputs,
+            "" if status.ok else child.tags.get(ERROR_TAG, ""), outputs,  # not a retried-away error
         )
     failed = {n for n, s in steps.items() if s.status is StepStatus.FAILED}
     if failed and parent.status.is_terminal:

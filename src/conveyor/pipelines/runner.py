@@ -126,9 +126,9 @@ class Runner:
         if callable(preload):
             preload([StepRef.of(n.step) for t in trials for n in t.pipeline.nodes])
         try:
-            for trial in trials:
-                self._open(trial)
             try:
+                for trial in trials:
+                    self._open(trial)
                 self._loop(executor)
             except BaseException:
                 self._abort(trials)
@@ -363,6 +363,8 @@ class Runner:
             job.outputs, job.status = outcome.outputs, StepStatus.SUCCEEDED
             job.end_time = outcome.ended or now_ms()
             self._succeeded(job)
+            if self._leaders.get(job.key) is job:
+                del self._leaders[job.key]  # later look-ups find its cache entry
             for follower in self._followers.pop(job.key, []):
                 self._follow(follower, job)
             return
@@ -379,6 +381,8 @@ class Runner:
             heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._seq), job))
             return
         self._fail(job, outcome.error)
+        if self._leaders.get(job.key) is job:
+            del self._leaders[job.key]
         for follower in self._followers.pop(job.key, []):
             follower.follow = False  # run it on its own
             self._ready.append(follower)

@@ -382,3 +382,21 @@ def test_an_interrupted_driver_leaves_no_run_running(conveyor_home: Path) -> Non
         stopping.run(executor="inprocess")
     runs = cv.search_runs()
     assert len(runs) == 2 and {r.status for r in runs} == {RunStatus.KILLED}
+
+
+@step
+def shared_boom(x: float) -> float:
+    raise ValueError(f"cannot use {x}")
+
+
+@pipeline
+def shared_failure(x: float = 1.0, p: int = 1):
+    return power(shared_boom(x), p)
+
+
+def test_a_sweep_whose_shared_step_fails_fails_every_trial_and_ends(conveyor_home: Path) -> None:
+    runs = shared_failure.sweep(p=[1, 2, 3], executor="inprocess")
+    assert [r.status for r in runs] == [RunStatus.FAILED] * 3
+    for run in runs:
+        assert _statuses(run) == {"shared_boom": "failed", "power": "skipped"}
+        assert "ValueError: cannot use 1.0" in run["shared_boom"].error
