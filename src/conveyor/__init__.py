@@ -46,11 +46,13 @@ _LAZY: dict[str, str] = {
     "log_param": _FLUENT,
     "log_params": _FLUENT,
     "log_text": _FLUENT,
+    "pipeline": "conveyor.pipelines",
     "search_runs": _FLUENT,
     "set_project": _FLUENT,
     "set_tag": _FLUENT,
     "set_tags": _FLUENT,
     "start_run": _FLUENT,
+    "step": "conveyor.pipelines",
 }
 
 # Service namespaces: ``cv.monitoring.drift(...)``. Imported on first use, like the names above.
@@ -81,6 +83,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from conveyor.core.entities import ArtifactFile, MetricPoint, Project, Run, RunStatus
     from conveyor.core.errors import ConveyorError
+    from conveyor.pipelines import pipeline, step
     from conveyor.tracking.client import TrackingClient
     from conveyor.tracking.fluent import (
         ActiveRun,
