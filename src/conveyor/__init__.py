@@ -37,6 +37,7 @@ _LAZY: dict[str, str] = {
     "get_project": _FLUENT,
     "get_run": _FLUENT,
     "list_projects": _FLUENT,
+    "log_input": "conveyor.data.api",
     "log_artifact": _FLUENT,
     "log_artifacts": _FLUENT,
     "log_batch": _FLUENT,
@@ -53,10 +54,17 @@ _LAZY: dict[str, str] = {
     "start_run": _FLUENT,
 }
 
-__all__ = sorted([*_LAZY, "__version__"])
+#: Service subpackages reached as attributes: ``cv.data.log(...)``.
+_SUBPACKAGES = ("data",)
+
+__all__ = sorted([*_LAZY, *_SUBPACKAGES, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        value = importlib.import_module(f"conveyor.{name}")
+        globals()[name] = value
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
@@ -70,8 +78,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from conveyor import data
     from conveyor.core.entities import ArtifactFile, MetricPoint, Project, Run, RunStatus
     from conveyor.core.errors import ConveyorError
+    from conveyor.data.api import log_input
     from conveyor.tracking.client import TrackingClient
     from conveyor.tracking.fluent import (
         ActiveRun,

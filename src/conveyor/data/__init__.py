@@ -23,11 +23,18 @@ from conveyor.data.api import (
 )
 from conveyor.data.profile import infer_schema, profile_frame
 from conveyor.data.refs import Ref, parse_ref
+from conveyor.data.report import Failure, ValidationReport
+from conveyor.data.suite import Check, Suite
+from conveyor.data.validate import validate, validate_or_raise
 from conveyor.data.versions import DatasetVersion
 
 __all__ = [
+    "Check",
     "DatasetVersion",
+    "Failure",
     "Ref",
+    "Suite",
+    "ValidationReport",
     "add",
     "checks",
     "get",
@@ -39,4 +46,6 @@ __all__ = [
     "parse_ref",
     "profile_frame",
     "service",
+    "validate",
+    "validate_or_raise",
 ]
