@@ -13,12 +13,16 @@ from __future__ import annotations
 
 from conveyor.data.api import (
     add,
+    checkout,
     checks,
+    diff,
     get,
     list_datasets,
     list_versions,
     log,
     log_input,
+    pull,
+    push,
     service,
 )
 from conveyor.data.profile import infer_schema, profile_frame
@@ -36,7 +40,9 @@ __all__ = [
     "Suite",
     "ValidationReport",
     "add",
+    "checkout",
     "checks",
+    "diff",
     "get",
     "infer_schema",
     "list_datasets",
@@ -45,6 +51,8 @@ __all__ = [
     "log_input",
     "parse_ref",
     "profile_frame",
+    "pull",
+    "push",
     "service",
     "validate",
     "validate_or_raise",

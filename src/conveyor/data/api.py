@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from conveyor.core import validation as v
 from conveyor.core.errors import InvalidArgument
 from conveyor.data.service import DataService
 from conveyor.data.versions import LINEAGE_KIND, DatasetVersion
 from conveyor.stores.metadata.datasets import CheckRecord, DatasetSummary
+
+if TYPE_CHECKING:
+    from conveyor.data.diff import DatasetDiff
+    from conveyor.data.transfer import TransferStats
 
 _lock = threading.Lock()
 _services: dict[int, DataService] = {}
@@ -105,3 +110,23 @@ def log_input(ds: DatasetVersion | str, role: str = "train", *, run_id: str | No
         (LINEAGE_KIND, version.id), ("run", target), f"input:{role}",
         {"ref": version.ref, "content_hash": version.content_hash},
     )
+
+
+def diff(a: str, b: str) -> DatasetDiff:
+    """Files added/removed/changed and, for tables, schema, row and profile changes."""
+    return service().diff(a, b)
+
+
+def push(to: str, refs: Sequence[str] = ()) -> TransferStats:
+    """Copy dataset blobs to another artifact store (only the missing ones)."""
+    return service().push(to, refs)
+
+
+def pull(ref: str, source: str) -> TransferStats:
+    """Copy the blobs of ``ref`` from the artifact store ``source`` into the configured one."""
+    return service().pull(ref, source)
+
+
+def checkout(ref: str, to: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Write the files of ``ref`` into the folder ``to`` (non-empty only with ``force``)."""
+    return service().checkout(ref, to, force=force)

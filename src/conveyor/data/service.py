@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.core.entities import ArtifactFile
 from conveyor.core.errors import InvalidArgument, InvalidState, NotFound
@@ -34,6 +34,10 @@ from conveyor.data.versions import DatasetVersion
 from conveyor.stores.artifacts.cas import ContentStore, blob_key
 from conveyor.stores.metadata.base import MetadataStore
 from conveyor.stores.metadata.datasets import NewVersion, VersionRecord
+
+if TYPE_CHECKING:
+    from conveyor.data.diff import DatasetDiff
+    from conveyor.data.transfer import TransferStats
 
 TABLE_FILE = "data.parquet"
 
@@ -258,5 +262,31 @@ class DataService:
         with ThreadPoolExecutor(min(WORKERS, max(1, len(targets))), thread_name_prefix="conveyor-get") as pool:
             list(pool.map(get, targets))
 
-    def records(self, name: str) -> list[VersionRecord]:
-        return self.store.datasets.list_versions(name)
+    # -- between stores ----------------------------------------------------------
+
+    def push(self, to_uri: str, refs: Sequence[str] = ()) -> TransferStats:
+        """Copy the blobs of ``refs`` (every version of every dataset when empty) to ``to_uri``."""
+        from conveyor.data.transfer import blobs_of, copy_blobs
+        from conveyor.stores.artifacts.cas import open_content_store
+
+        dest = open_content_store(to_uri)
+        if refs:
+            hashes = [self.get(ref).content_hash for ref in refs]
+        else:
+            hashes = [h for h in self.store.datasets.all_content_hashes() if self.content.exists(h)]
+        return copy_blobs(self.content, dest, blobs_of(self.content, hashes))
+
+    def pull(self, ref: str, from_uri: str) -> TransferStats:
+        """Copy the blobs of ``ref`` from the store at ``from_uri`` into this one."""
+        from conveyor.data.transfer import blobs_of, copy_blobs
+        from conveyor.stores.artifacts.cas import open_content_store
+
+        source = open_content_store(from_uri)
+        version = self.get(ref)
+        return copy_blobs(source, self.content, blobs_of(source, [version.content_hash]))
+
+    def diff(self, a: str, b: str) -> DatasetDiff:
+        """What changed from version ``a`` to version ``b``."""
+        from conveyor.data.diff import diff
+
+        return diff(self.get(a), self.get(b))
