@@ -29,7 +29,7 @@ from conveyor.data.profile import infer_schema, profile_frame
 from conveyor.data.refs import Ref, parse_ref
 from conveyor.data.report import Failure, ValidationReport
 from conveyor.data.suite import Check, Suite
-from conveyor.data.validate import validate, validate_or_raise
+from conveyor.data.validation import validate, validate_or_raise
 from conveyor.data.versions import DatasetVersion
 
 __all__ = [

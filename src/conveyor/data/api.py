@@ -21,7 +21,7 @@ from conveyor.data.versions import LINEAGE_KIND, DatasetVersion
 from conveyor.stores.metadata.datasets import CheckRecord, DatasetSummary
 
 if TYPE_CHECKING:
-    from conveyor.data.diff import DatasetDiff
+    from conveyor.data.compare import DatasetDiff
     from conveyor.data.transfer import TransferStats
 
 _lock = threading.Lock()

@@ -36,7 +36,7 @@ from conveyor.stores.metadata.base import MetadataStore
 from conveyor.stores.metadata.datasets import NewVersion, VersionRecord
 
 if TYPE_CHECKING:
-    from conveyor.data.diff import DatasetDiff
+    from conveyor.data.compare import DatasetDiff
     from conveyor.data.transfer import TransferStats
 
 TABLE_FILE = "data.parquet"
@@ -208,6 +208,14 @@ class DataService:
         with ThreadPoolExecutor(min(WORKERS, len(unique)), thread_name_prefix="conveyor-up") as pool:
             return sum(pool.map(put, unique.values()))
 
+    def missing(self, ref: str) -> NotFound:
+        """The error for a version whose bytes are not in this artifact store."""
+        return NotFound(
+            f"the files of {ref} are not in the artifact store {self.content.uri}; "
+            f"fetch them with: conveyor data pull {ref} --from <store that has them>",
+            field="ref",
+        )
+
     # -- checkouts -------------------------------------------------------------
 
     def checkout_cached(self, version: DatasetVersion) -> Path:
@@ -219,7 +227,10 @@ class DataService:
         root.parent.mkdir(parents=True, exist_ok=True)
         staging = root.parent / f".tmp-{uuid.uuid4().hex}"
         try:
-            self._fetch(version.files, staging)
+            try:
+                self._fetch(version.files, staging)
+            except NotFound:
+                raise self.missing(version.ref) from None
             try:
                 staging.rename(root)
             except OSError:
@@ -241,7 +252,10 @@ class DataService:
                 "to overwrite the files of the dataset in it",
                 field="to",
             )
-        self._fetch(version.files, target)
+        try:
+            self._fetch(version.files, target)
+        except NotFound:
+            raise self.missing(version.ref) from None
         return target
 
     def _fetch(self, files: Sequence[ArtifactFile], dest: Path) -> None:
@@ -287,6 +301,6 @@ class DataService:
 
     def diff(self, a: str, b: str) -> DatasetDiff:
         """What changed from version ``a`` to version ``b``."""
-        from conveyor.data.diff import diff
+        from conveyor.data.compare import diff
 
         return diff(self.get(a), self.get(b))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from conveyor.core.entities import ArtifactFile
-from conveyor.core.errors import InvalidState
+from conveyor.core.errors import InvalidState, NotFound
 from conveyor.stores.metadata.datasets import VersionRecord
 
 if TYPE_CHECKING:
@@ -123,7 +123,10 @@ class DatasetVersion:
     def files(self) -> list[ArtifactFile]:
         """Every file: path inside the dataset, digest and size."""
         if self._files is None:
-            self._files = self._service.content.get_manifest(self.content_hash)
+            try:
+                self._files = self._service.content.get_manifest(self.content_hash)
+            except NotFound:
+                raise self._service.missing(self.ref) from None
         return list(self._files)
 
     @property
