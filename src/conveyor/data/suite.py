@@ -292,7 +292,9 @@ class Suite:
                 suite.not_null(col)
             else:
                 suite.null_rate(col, round(null_share, 6), t["null"])
-            if spec["unique"] and tolerance == "strict":
+            # A unique int or string column is a key: keep it unique, skip its "distribution".
+            is_key = spec["unique"] and spec["type"] in ("int", "string")
+            if is_key and tolerance == "strict":
                 suite.unique(col)
             if spec["type"] in ("int", "float") and spec.get("min") is not None:
                 margin = (spec["max"] - spec["min"]) * t["widen"]
@@ -300,7 +302,7 @@ class Suite:
             if "categories" in spec:
                 suite.new_categories(col, spec["categories"], t["categories"])
             has_shape = "histogram" in stats or ("top" in stats and "categories" in spec)
-            if has_shape and not spec["unique"]:  # an id column has no distribution to keep
+            if has_shape and not is_key:
                 reference = {k: stats[k] for k in ("histogram", "top", "count") if k in stats}
                 suite.no_drift(col, reference, t["psi"])
         return suite
