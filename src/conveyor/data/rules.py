@@ -71,7 +71,15 @@ class _Runner:
                 )
                 continue
             method = getattr(self, f"_{check.kind}")
-            results.extend(method(check))
+            try:
+                results.extend(method(check))
+            except Exception as exc:  # e.g. a set of ints against a text column: fail closed
+                results.append(
+                    Result(check=check.kind, column=check.column or check.name, ok=False,
+                           observed=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                           expected="a check that can run on this column",
+                           message=f"the {check.kind} check could not run on this data")
+                )
         return results
 
     def _col(self, name: str) -> Any:

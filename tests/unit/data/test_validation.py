@@ -108,6 +108,7 @@ def frame() -> pl.DataFrame:
         (lambda s: s.null_rate("email", reference=0.2, max_increase=0.1), True),
         (lambda s: s.null_rate("email", reference=0.0, max_increase=0.1), False),
         (lambda s: s.not_null("absent"), False),
+        (lambda s: s.isin("color", [1, 2]), False),  # cannot run on text: fails closed
     ],
 )
 def test_each_check_kind_passes_and_fails_where_it_should(build, passes: bool) -> None:  # type: ignore[no-untyped-def]
