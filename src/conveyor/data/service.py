@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conveyor.core import validation as v
 from conveyor.core.entities import ArtifactFile
 from conveyor.core.errors import InvalidArgument, InvalidState, NotFound
 from conveyor.data.files import WORKERS, LocalFile, hash_files
@@ -40,6 +41,14 @@ if TYPE_CHECKING:
     from conveyor.data.transfer import TransferStats
 
 TABLE_FILE = "data.parquet"
+
+
+def _check_inputs(name: str, description: str, tags: Mapping[str, str] | None) -> None:
+    """Refuse bad metadata before any file is read or stored."""
+    check_dataset_name(name)
+    if not isinstance(description, str):
+        raise InvalidArgument("description must be a string", field="description")
+    v.check_tags(tags or {})
 
 
 class AddStats:
@@ -109,7 +118,7 @@ class DataService:
             UnsafePath: a symlink in the folder points outside it.
             NotFound: ``path`` does not exist.
         """
-        check_dataset_name(name)
+        _check_inputs(name, description, tags)
         source = Path(path)
         files, hashed = hash_files(source, self.stat_cache)
         return self._register(files, hashed, name, description, tags, table=None)
@@ -125,7 +134,7 @@ class DataService:
         """Version a pandas/Polars DataFrame or Arrow table, stored as Parquet."""
         from conveyor.data.tables import to_arrow, write_parquet
 
-        check_dataset_name(name)
+        _check_inputs(name, description, tags)
         table = to_arrow(data)
         with tempfile.TemporaryDirectory(prefix="conveyor-log-") as tmp:
             target = Path(tmp) / TABLE_FILE

@@ -159,6 +159,13 @@ def test_a_name_with_path_characters_is_refused_and_nothing_is_stored(
     assert cv.data.list_datasets() == [] and blob_count(data_home) == 0
 
 
+def test_bad_tags_are_refused_before_anything_is_stored(data_home: Path) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        cv.data.add(BIKES, name="bikes", tags={"../bad": "x"})
+    assert info.value.field == "key"
+    assert cv.data.list_datasets() == [] and blob_count(data_home) == 0
+
+
 def test_a_csv_with_ragged_rows_is_refused_naming_the_file(tmp_path: Path, data_home: Path) -> None:
     bad = tmp_path / "ragged.csv"
     bad.write_text("a,b,c\n1,2,3\n4,5\n6,7,8\n")
