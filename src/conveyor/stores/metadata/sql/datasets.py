@@ -46,7 +46,7 @@ def _record(row: Any, name: str) -> VersionRecord:
 
 def _check(row: Any) -> CheckRecord:
     m = row._mapping
-    return CheckRecord(**{c.name: m[c.name] for c in dataset_checks.columns})
+    return CheckRecord(**{c.name: m[c.name] for c in dataset_checks.columns if c.name != "seq"})
 
 
 class SqlDatasetStore:
@@ -217,7 +217,7 @@ class SqlDatasetStore:
             rows = conn.execute(
                 select(dataset_checks)
                 .where(dataset_checks.c.dataset == dataset)
-                .order_by(dataset_checks.c.created_at.desc(), dataset_checks.c.id.desc())
+                .order_by(dataset_checks.c.seq.desc())
                 .limit(limit)
             ).all()
         return [_check(r) for r in rows]

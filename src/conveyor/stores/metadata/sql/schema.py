@@ -220,7 +220,8 @@ dataset_versions = Table(
 dataset_checks = Table(
     "dataset_checks",
     metadata,
-    Column("id", String(32), primary_key=True),
+    Column("seq", PK, primary_key=True, autoincrement=True),  # newest-first order, ties broken
+    Column("id", String(32), nullable=False, unique=True),
     Column("dataset", String(250), nullable=False),
     Column("version", Integer, nullable=True),
     Column("target", Text, nullable=False),
@@ -231,5 +232,5 @@ dataset_checks = Table(
     Column("run_id", String(32), nullable=True),
     Column("actor", String(250), nullable=False),
     Column("created_at", BigInteger, nullable=False),
-    Index(None, "dataset", "created_at"),
+    Index(None, "dataset", "seq"),
 )

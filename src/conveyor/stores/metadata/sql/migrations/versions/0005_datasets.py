@@ -15,6 +15,8 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
+PK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 
 def upgrade() -> None:
     op.create_table(
@@ -54,6 +56,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "dataset_checks",
+        sa.Column("seq", PK, autoincrement=True, nullable=False),
         sa.Column("id", sa.String(32), nullable=False),
         sa.Column("dataset", sa.String(250), nullable=False),
         sa.Column("version", sa.Integer(), nullable=True),
@@ -65,11 +68,10 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(32), nullable=True),
         sa.Column("actor", sa.String(250), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_dataset_checks"),
+        sa.PrimaryKeyConstraint("seq", name="pk_dataset_checks"),
+        sa.UniqueConstraint("id", name="uq_dataset_checks_id"),
     )
-    op.create_index(
-        "ix_dataset_checks_dataset_created_at", "dataset_checks", ["dataset", "created_at"]
-    )
+    op.create_index("ix_dataset_checks_dataset_seq", "dataset_checks", ["dataset", "seq"])
 
 
 def downgrade() -> None:
