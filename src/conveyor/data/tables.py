@@ -51,6 +51,12 @@ def to_arrow(data: Any) -> Any:
         pd = None
     if pd is not None and isinstance(data, pd.DataFrame):
         bad = [c for c in data.columns if not isinstance(c, str)]
+        duplicated = sorted({c for c in data.columns if list(data.columns).count(c) > 1}, key=str)
+        if duplicated:
+            raise InvalidArgument(
+                f"column names must be unique; {duplicated[0]!r} appears more than once",
+                field="columns",
+            )
         if bad:
             raise InvalidArgument(
                 f"column names must be strings; {bad[0]!r} is {type(bad[0]).__name__}",

@@ -192,6 +192,27 @@ def test_a_column_of_mixed_types_is_refused_naming_the_column(data_home: Path) -
     assert cv.data.list_datasets() == [] and blob_count(data_home) == 0
 
 
+def test_duplicate_column_names_are_refused(data_home: Path) -> None:
+    with pytest.raises(InvalidArgument, match="'a' appears more than once") as info:
+        cv.data.log(pd.DataFrame([[1, 2]], columns=["a", "a"]), name="dup")
+    assert info.value.field == "columns"
+
+
+def test_a_csv_column_that_turns_to_text_is_kept_as_text_and_caught_by_validation(
+    tmp_path: Path,
+) -> None:
+    clean = tmp_path / "clean.csv"
+    clean.write_text("id,amount\n" + "".join(f"{i},{i % 97}\n" for i in range(5000)))
+    reference = cv.data.add(clean, name="payments")
+    assert reference.schema is not None and reference.schema["amount"]["type"] == "int"
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(clean.read_text() + "5000,twelve\n")
+    batch = cv.data.add(mixed, name="payments-batch")
+    assert batch.schema is not None and batch.schema["amount"]["type"] == "string"
+    report = cv.data.validate(batch, cv.data.Suite.from_profile(reference, tolerance="relaxed"))
+    assert ("amount", "type") in {(f.column, f.check) for f in report.failures}
+
+
 def test_a_symlink_out_of_the_folder_is_refused(tmp_path: Path, data_home: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("do not version me")
