@@ -75,6 +75,21 @@ def _json(value: Any) -> Any:
     return str(value)
 
 
+def bin_counts(values: Any, edges: Any) -> Any:
+    """Counts of ``values`` in the equal-width bins ``edges``; values outside go to the end bins.
+
+    Two vectorised passes (index arithmetic and ``bincount``): several times faster than
+    ``numpy.histogram``, which also handles unequal bins.
+    """
+    import numpy as np
+
+    bins = len(edges) - 1
+    low, high = float(edges[0]), float(edges[-1])
+    index = ((values - low) * (bins / (high - low))).astype(np.int64)
+    np.clip(index, 0, bins - 1, out=index)
+    return np.bincount(index, minlength=bins)
+
+
 def profile_frame(data: Any) -> dict[str, Any]:
     """The statistical profile of a table (see the module docstring for its shape)."""
     import numpy as np
@@ -85,7 +100,10 @@ def profile_frame(data: Any) -> dict[str, Any]:
     exprs = []
     for name, family in families.items():
         col = pl.col(name)
-        exprs += [col.null_count().alias(f"{name}\0nulls"), col.n_unique().alias(f"{name}\0distinct")]
+        # Exact distinct counts for keys-to-be (ints, text, times); HyperLogLog for floats,
+        # where hashing every value costs ten times more and uniqueness means nothing.
+        n_unique = col.approx_n_unique() if family == "float" else col.n_unique()
+        exprs += [col.null_count().alias(f"{name}\0nulls"), n_unique.alias(f"{name}\0distinct")]
         if family in ORDERED:
             exprs += [col.min().alias(f"{name}\0min"), col.max().alias(f"{name}\0max")]
         if family in NUMERIC:
@@ -99,6 +117,7 @@ def profile_frame(data: Any) -> dict[str, Any]:
     for name, family in families.items():
         nulls = int(stats[f"{name}\0nulls"])
         distinct = int(stats[f"{name}\0distinct"]) - (1 if nulls else 0)
+        distinct = max(0, min(distinct, df.height - nulls))  # the estimate may overshoot
         entry: dict[str, Any] = {
             "type": family, "dtype": str(df.schema[name]), "count": df.height - nulls,
             "nulls": nulls, "distinct": distinct,
@@ -113,8 +132,11 @@ def profile_frame(data: Any) -> dict[str, Any]:
             values = df.get_column(name).drop_nulls().cast(pl.Float64).to_numpy()
             values = values[np.isfinite(values)]
             if values.size:
-                counts, edges = np.histogram(values, bins=HISTOGRAM_BINS)
-                entry["histogram"] = {"edges": edges.tolist(), "counts": counts.tolist()}
+                low, high = float(values.min()), float(values.max())
+                if high == low:
+                    low, high = low - 0.5, high + 0.5  # numpy's convention for a single value
+                edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
+                entry["histogram"] = {"edges": edges.tolist(), "counts": bin_counts(values, edges).tolist()}
         if family in ("string", "bool"):
             top = (
                 df.get_column(name).drop_nulls().cast(pl.Utf8).value_counts(sort=True)

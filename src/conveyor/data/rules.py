@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from conveyor.data.profile import type_family
+from conveyor.data.profile import bin_counts, type_family
 from conveyor.data.suite import Check, Suite
 
 EPSILON = 1e-4  # keeps PSI finite when a bin is empty on one side
@@ -200,8 +200,7 @@ class _Runner:
                                expected="a number column", message=f"column {name!r} is not numeric")]
             edges = np.asarray(ref["histogram"]["edges"], dtype="float64")
             values = col.cast(pl.Float64).to_numpy()
-            values = np.clip(values[np.isfinite(values)], edges[0], edges[-1])
-            counts, _ = np.histogram(values, bins=edges)
+            counts = bin_counts(values[np.isfinite(values)], edges)
             score = psi(ref["histogram"]["counts"], counts)
         else:
             top = ref["top"]
