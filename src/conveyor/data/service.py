@@ -205,8 +205,10 @@ class DataService:
             backend.put_file(key, item.path)
             after = item.path.stat()
             if (after.st_size, after.st_mtime_ns) != (item.stat.size, item.stat.mtime_ns):
-                # The bytes uploaded may not be the bytes hashed: drop them, ask for a re-run.
-                backend.delete(key)
+                # The bytes uploaded may not be the bytes hashed: drop them unless they still
+                # match (another writer may have stored the right bytes meanwhile); ask for a re-run.
+                if not self.content.verify(item.digest):
+                    backend.delete(key)
                 raise InvalidState(
                     f"{item.relpath!r} changed while it was being added; run the add again"
                 )
