@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 import conveyor as cv
-from conveyor.core.errors import ArtifactCorrupted, InvalidArgument, NotFound
+from conveyor.core.errors import ArtifactCorrupted, InvalidArgument, InvalidState, NotFound
 from conveyor.data.files import hash_files
 from conveyor.data.statcache import StatCache
 from conveyor.stores.artifacts.cas import blob_key, hash_file, open_content_store
+from conveyor.stores.artifacts.local import LocalBackend
 from conveyor.testing.s3server import s3_bucket_uri, s3_endpoint  # noqa: F401
 
 BIKES = Path(__file__).resolve().parents[3] / "examples" / "data" / "bike_sharing_hourly.csv"
@@ -145,3 +146,37 @@ def test_push_and_pull_through_s3_copy_only_missing_blobs(
     assert cv.data.pull("set@2", s3_bucket_uri).copied == 2  # the edited file and its manifest
     with pytest.raises(NotFound, match="conveyor data pull bikes@1"):
         cv.data.checkout("bikes@1", tmp_path / "nowhere")
+
+
+class EditingBackend(LocalBackend):
+    """A local store during whose upload the user edits the file: a fault injector."""
+
+    def put_file(self, key: str, src: Path) -> None:
+        super().put_file(key, src)
+        with open(src, "ab") as handle:
+            handle.write(b" edited mid-upload")
+
+
+def test_a_file_edited_while_it_is_uploaded_stops_the_add(tmp_path: Path) -> None:
+    from conveyor.data.service import DataService
+    from conveyor.stores.artifacts.cas import ContentStore
+    from conveyor.stores.metadata.sql.store import SqlMetadataStore
+
+    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'c.db'}")
+    backend = EditingBackend(str(tmp_path / "artifacts"))
+    service = DataService(store, ContentStore(backend), tmp_path / "home")
+    source = tmp_path / "notes.txt"
+    source.write_text("first draft")
+    try:
+        with pytest.raises(InvalidState, match="changed while it was being added; run the add again"):
+            service.add(source, name="notes")
+        assert store.datasets.list_datasets() == []
+        # The bytes stored were read before the edit and match their digest, so they stay;
+        # a blob whose bytes did not match would have been removed.
+        content = ContentStore(backend)
+        keys = list(backend.list("blobs/"))
+        assert len(keys) == 1
+        assert content.verify("blake3:" + keys[0].replace("blobs/", "").replace("/", ""))
+    finally:
+        service.close()
+        store.close()
