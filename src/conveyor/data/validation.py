@@ -3,8 +3,10 @@
 Data may be a pandas or Polars DataFrame, an Arrow table, a path to a CSV or
 Parquet file, or a :class:`~conveyor.data.versions.DatasetVersion`. When the
 suite was derived from a dataset (``suite.source``) or the data is a version,
-the result is recorded under that dataset (``conveyor data checks NAME``),
-with the active run if there is one.
+the result is recorded under that dataset (``conveyor data checks NAME``).
+Inside a run, the report is also stored as the run's artifact
+``data-checks/<check id>.json`` and the dataset version is linked to the run
+(relation ``validated``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conveyor.core.errors import DataValidationFailed
+from conveyor.core.errors import DataValidationFailed, NotFound
 from conveyor.data.refs import parse_ref
 from conveyor.data.report import ValidationReport
 from conveyor.data.rules import run_checks
@@ -67,20 +69,37 @@ def validate_or_raise(data: Any, suite: Suite, *, record: bool = True) -> Valida
 
 
 def _record(data: Any, suite: Suite, report: ValidationReport) -> None:
-    version: int | None
-    if isinstance(data, DatasetVersion):
-        name, version = data.name, data.version
-    elif suite.source:
-        ref = parse_ref(suite.source, "suite.source")
-        name, version = ref.name, ref.version
-    else:
-        return
+    """Record the result under its dataset, and with the active run (artifact + lineage)."""
+    from conveyor.core.ids import new_id
     from conveyor.data.api import service
     from conveyor.tracking import fluent
 
     run = fluent.active_run()
-    service().store.datasets.record_check(
-        dataset=name, version=version, target=report.target, suite=suite.name, ok=report.ok,
-        num_failures=len(report.failures), report=report.to_dict(),
-        run_id=run.id if run is not None else None,
-    )
+    version: DatasetVersion | None = data if isinstance(data, DatasetVersion) else None
+    if version is None and suite.source:
+        ref = parse_ref(suite.source, "suite.source")
+        try:
+            version = service().get(str(ref)) if ref.version is not None else None
+        except NotFound:  # a suite from another store: record by name only
+            version = None
+        name, number = ref.name, ref.version
+    elif version is not None:
+        name, number = version.name, version.version
+    else:
+        name, number = "", None
+    ident = new_id()
+    if name:
+        ident = service().store.datasets.record_check(
+            dataset=name, version=number, target=report.target, suite=suite.name, ok=report.ok,
+            num_failures=len(report.failures), report=report.to_dict(),
+            run_id=run.id if run is not None else None,
+        ).id
+    if run is None:
+        return
+    client = fluent.client()
+    client.log_text(run.id, report.to_json(), f"data-checks/{ident}.json")
+    if version is not None:
+        client.store.add_lineage(
+            version.lineage_node, ("run", run.id), "validated",
+            {"check": ident, "ok": report.ok, "suite": suite.name},
+        )

@@ -194,7 +194,29 @@ def test_validation_results_are_recorded_and_queryable(conveyor_home: Path, adul
         cv.data.validate(adult.head(100), suite)
     cv.data.validate(ds, suite)
     cv.data.validate(adult, Suite("unsourced").row_count(min=1))  # no dataset: not recorded
+    elsewhere = Suite("from another store", source="elsewhere@3").row_count(min=1)
+    assert cv.data.validate(adult, elsewhere).ok
+    assert [c.version for c in cv.data.checks("elsewhere")] == [3]
     found = cv.data.checks("adult")
     assert [(c.ok, c.version, c.run_id) for c in found] == [(True, 1, None), (False, 1, run.id)]
     assert found[1].target == "<DataFrame>" and found[0].target == "adult@1"
     assert found[1].num_failures == len(found[1].report["failures"]) > 0
+
+
+def test_inside_a_run_the_report_is_stored_with_it_and_linked_in_lineage(
+    conveyor_home: Path, adult: pd.DataFrame
+) -> None:
+    ds = cv.data.log(adult, name="adult")
+    suite = Suite.from_profile(ds, tolerance="strict")
+    with cv.start_run() as run:
+        report = cv.data.validate(adult.head(100), suite)
+        cv.data.validate(adult, Suite("unsourced").row_count(min=1))
+    [check] = cv.data.checks("adult")
+    artifacts = {a.path for a in cv.client().list_artifacts(run.id)}
+    assert f"data-checks/{check.id}.json" in artifacts and len(artifacts) == 2
+    stored = cv.download_artifacts(run.id, f"data-checks/{check.id}.json", conveyor_home / "dl")
+    assert json.loads(stored.read_text())["failed"] == len(report.failures) > 0
+    edges = [e for e in cv.client().store.list_lineage(ds.lineage_node) if e["relation"] == "validated"]
+    assert [(e["dst"], e["attributes"]["check"], e["attributes"]["ok"]) for e in edges] == [
+        (("run", run.id), check.id, False)
+    ]
