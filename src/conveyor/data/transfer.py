@@ -31,12 +31,20 @@ class TransferStats(NamedTuple):
 
 def blobs_of(store: ContentStore, content_hashes: Iterable[str]) -> dict[str, int]:
     """Every blob (digest -> size) of the given manifests, the manifests included."""
+    hashes = list(dict.fromkeys(content_hashes))
+
+    def read(manifest: str) -> tuple[str, int, list[ArtifactFile]]:
+        files = store.get_manifest(manifest)
+        return manifest, store.backend.size(blob_key(manifest)) or 0, files
+
     wanted: dict[str, int] = {}
-    for manifest in content_hashes:
-        files: list[ArtifactFile] = store.get_manifest(manifest)
-        wanted[manifest] = store.backend.size(blob_key(manifest)) or 0
-        for f in files:
-            wanted[f.digest] = f.size
+    if not hashes:
+        return wanted
+    with ThreadPoolExecutor(min(WORKERS, len(hashes)), thread_name_prefix="conveyor-manifest") as pool:
+        for manifest, size, files in pool.map(read, hashes):
+            wanted[manifest] = size
+            for f in files:
+                wanted[f.digest] = f.size
     return wanted
 
 
