@@ -1,1 +1,1 @@
-pytest_plugins = ["conveyor.testing.fixtures"]
+pytest_plugins = ["conveyor.testing.fixtures", "conveyor.testing.datasets"]

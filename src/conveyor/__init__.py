@@ -37,6 +37,7 @@ _LAZY: dict[str, str] = {
     "get_project": _FLUENT,
     "get_run": _FLUENT,
     "list_projects": _FLUENT,
+    "log_input": "conveyor.data.api",
     "log_artifact": _FLUENT,
     "log_artifacts": _FLUENT,
     "log_batch": _FLUENT,
@@ -55,8 +56,9 @@ _LAZY: dict[str, str] = {
     "step": "conveyor.pipelines",
 }
 
-# Service namespaces: ``cv.monitoring.drift(...)``. Imported on first use, like the names above.
+# Service namespaces: ``cv.data.log(...)``, ``cv.monitoring.drift(...)``. Imported on first use, like the names above.
 _NAMESPACES: dict[str, str] = {
+    "data": "conveyor.data",
     "monitoring": "conveyor.monitoring",
 }
 
@@ -81,8 +83,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from conveyor import data
     from conveyor.core.entities import ArtifactFile, MetricPoint, Project, Run, RunStatus
     from conveyor.core.errors import ConveyorError
+    from conveyor.data.api import log_input
     from conveyor.pipelines import pipeline, step
     from conveyor.tracking.client import TrackingClient
     from conveyor.tracking.fluent import (

@@ -13,6 +13,7 @@ user code keeps working::
     ├── NotFound (LookupError)                 404 / exit 3
     ├── AlreadyExists                          409 / exit 2
     ├── InvalidState                           409 / exit 2
+    ├── DataValidationFailed                   422 / exit 1
     ├── ArtifactCorrupted                      500 / exit 4
     ├── SchemaOutOfDate                        503 / exit 5
     ├── MissingExtra (ImportError)             501 / exit 6
@@ -22,6 +23,8 @@ Messages say what went wrong and what to do next.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class ConveyorWarning(UserWarning):
@@ -103,6 +106,29 @@ class InvalidState(ConveyorError):
     http_status = 409
     exit_code = 2
     code = "INVALID_STATE"
+
+
+class DataValidationFailed(ConveyorError):
+    """Data failed the checks of a validation suite; ``report`` says which and why.
+
+    Exit code 1, as a failed test run: the CLI's ``data validate`` and pipeline gates
+    stop on it.
+    """
+
+    http_status = 422
+    exit_code = 1
+    code = "DATA_VALIDATION_FAILED"
+
+    def __init__(self, message: str, *, report: Any) -> None:
+        super().__init__(message, field="data")
+        self.report = report
+
+    def to_dict(self) -> dict[str, object]:
+        body = super().to_dict()
+        to_dict = getattr(self.report, "to_dict", None)
+        if callable(to_dict):
+            body["report"] = to_dict()
+        return body
 
 
 class ArtifactCorrupted(ConveyorError):

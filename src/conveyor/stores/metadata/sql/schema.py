@@ -20,6 +20,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -34,7 +35,7 @@ from sqlalchemy import (
 )
 
 #: The Alembic revision these tables correspond to.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0005"
 
 # Integer primary keys must be INTEGER on SQLite to alias the rowid (autoincrement).
 PK = BigInteger().with_variant(Integer(), "sqlite")
@@ -177,4 +178,59 @@ audit_events = Table(
     Index(None, "project", "at"),
     Index(None, "object_kind", "object_id"),
     Index(None, "at"),
+)
+
+
+# ------------------------------------------------------------------------ data
+# Datasets and their immutable versions (``stores/metadata/sql/datasets.py``). The
+# bytes live in the artifact store: a version points at its manifest blob, whose
+# digest is also its content hash. Version numbers come from ``sequences``
+# (scope ``dataset-versions:<dataset id>``), so they are gap-free per dataset.
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(250), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("dataset_id", String(32), ForeignKey("datasets.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content_hash", String(80), nullable=False),
+    Column("kind", String(16), nullable=False),  # "table" or "files"
+    Column("num_files", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("num_rows", BigInteger, nullable=True),
+    Column("schema", JSON, nullable=True),
+    Column("profile", JSON, nullable=True),
+    Column("description", Text, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("creator", String(250), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("dataset_id", "version"),
+    Index(None, "content_hash"),
+)
+
+# One row per validation: what was checked, against which dataset, and the report.
+dataset_checks = Table(
+    "dataset_checks",
+    metadata,
+    Column("seq", PK, primary_key=True, autoincrement=True),  # newest-first order, ties broken
+    Column("id", String(32), nullable=False, unique=True),
+    Column("dataset", String(250), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("target", Text, nullable=False),
+    Column("suite", String(250), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("num_failures", Integer, nullable=False),
+    Column("report", JSON, nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("actor", String(250), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index(None, "dataset", "seq"),
 )

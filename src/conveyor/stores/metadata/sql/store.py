@@ -28,6 +28,7 @@ from conveyor.core.settings import current_user
 from conveyor.core.uris import safe_relpath
 from conveyor.stores.metadata.base import PointRow
 from conveyor.stores.metadata.sql import bulk, search
+from conveyor.stores.metadata.sql.datasets import SqlDatasetStore
 from conveyor.stores.metadata.sql.engine import make_engine, read_transaction, write_transaction
 from conveyor.stores.metadata.sql.migrate import _redact, ensure_schema
 from conveyor.stores.metadata.sql.schema import (
@@ -72,6 +73,7 @@ class SqlMetadataStore:
         self._run_pks: dict[str, int] = {}
         self._known_projects: dict[str, Any] = {}
         self._pk_lock = threading.Lock()
+        self.datasets = SqlDatasetStore(self._engine)
 
     @property
     def engine(self) -> Any:
