@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from conveyor.core.entities import ArtifactFile, MetricPoint, Page, Project, Run, RunStatus
+from conveyor.stores.metadata.registry import RegistryStore
 
 #: A buffered metric point on its way to the store: (run_id, key, value, step, timestamp_ms).
 PointRow = tuple[str, str, float, int, int]
@@ -30,6 +31,8 @@ PointRow = tuple[str, str, float, int, int]
 @runtime_checkable
 class MetadataStore(Protocol):
     uri: str
+    #: registered models, versions, aliases and promotion records (``registry.py``)
+    registry: RegistryStore
 
     # projects
     def get_or_create_project(self, name: str) -> Project: ...

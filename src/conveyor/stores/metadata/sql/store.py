@@ -30,6 +30,7 @@ from conveyor.stores.metadata.base import PointRow
 from conveyor.stores.metadata.sql import bulk, schema, search
 from conveyor.stores.metadata.sql.engine import make_engine, read_transaction, write_transaction
 from conveyor.stores.metadata.sql.migrate import _redact, ensure_schema
+from conveyor.stores.metadata.sql.registry import SqlRegistryStore
 from conveyor.stores.metadata.sql.schema import (
     artifacts,
     latest_metrics,
@@ -58,6 +59,7 @@ class SqlMetadataStore:
             raise BackendUnavailable(f"cannot open {_redact(uri)}: {exc.orig}") from None
         self._run_pks: dict[str, int] = {}
         self._pk_lock = threading.Lock()
+        self.registry = SqlRegistryStore(self._engine)
 
     @property
     def engine(self) -> Any:
