@@ -13,6 +13,7 @@ user code keeps working::
     ├── NotFound (LookupError)                 404 / exit 3
     ├── AlreadyExists                          409 / exit 2
     ├── InvalidState                           409 / exit 2
+    │   └── GateFailed                         409 / exit 8
     ├── ArtifactCorrupted                      500 / exit 4
     ├── SchemaOutOfDate                        503 / exit 5
     ├── MissingExtra (ImportError)             501 / exit 6
@@ -103,6 +104,20 @@ class InvalidState(ConveyorError):
     http_status = 409
     exit_code = 2
     code = "INVALID_STATE"
+
+
+class GateFailed(InvalidState):
+    """A promotion gate refused to move an alias; ``report`` holds every check."""
+
+    exit_code = 8
+    code = "GATE_FAILED"
+
+    def __init__(self, message: str, *, report: dict[str, object]) -> None:
+        super().__init__(message, field="gate")
+        self.report = report
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "report": self.report}
 
 
 class ArtifactCorrupted(ConveyorError):
