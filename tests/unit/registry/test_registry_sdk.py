@@ -212,3 +212,17 @@ def test_evaluate_regression_metrics(bikes: dict[str, Any]) -> None:
     assert m["mae"] == pytest.approx(float(err.abs().mean()))
     assert 0.5 < m["r2"] < 1 and m["mape"] > 0
     assert sorted(result.slices["season"]) == ["1", "2", "3", "4"]
+
+
+def test_lineage_includes_the_code_commit_and_environment_of_the_run(bikes: dict[str, Any]) -> None:
+    cv.set_project("bikes")
+    env = {"python": "3.11.9", "packages_digest": "blake3:" + "c" * 64, "packages_count": 120,
+           "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "branch": "main", "dirty": False}}
+    run = cv.client().store.create_run(project="bikes", name="from-ci", env=env)
+    mv = cv.log_model(fit_lgbm(bikes, 5), name="bike-demand", input_example=bikes["X"].head(5), run_id=run.id)
+    assert mv.info["code"]["commit"] == env["git"]["commit"]
+    graph = cv.models.lineage(mv.uri)
+    chain = graph.chain()
+    assert f"commit 0123456789ab --code--> run {run.id}" in chain
+    assert f"environment python 3.11.9, 120 packages --environment--> run {run.id}" in chain
+    assert f"run {run.id} --produced--> model_version {mv.uri}" in chain
