@@ -60,6 +60,23 @@ def feature_columns(model: Any, data: Any, target: str) -> list[str]:
     return [str(c) for c in data.columns if c != target]
 
 
+def has_proba(model: Any) -> bool:
+    """Whether ``model`` gives class probabilities (a LoadedModel says so itself)."""
+    flag = getattr(model, "has_proba", None)
+    if isinstance(flag, bool):
+        return flag
+    return callable(getattr(model, "predict_proba", None))
+
+
+def model_classes(model: Any) -> list[Any]:
+    """The labels the model was fitted on, in its probability-column order, if it tells."""
+    inner = getattr(model, "model", model)
+    for found in (getattr(inner, "classes_", None), getattr(inner, "classes", None)):
+        if found is not None and not callable(found):
+            return [c.item() if hasattr(c, "item") else c for c in found]
+    return []
+
+
 def _regression(y: Any, pred: Any) -> dict[str, float]:
     import numpy as np
 
@@ -148,9 +165,11 @@ def score(
     y = data[target].to_numpy()
     pred = np.asarray(model.predict(X))
     proba = None
-    if task == "classification" and callable(getattr(model, "predict_proba", None)):
+    if task == "classification" and has_proba(model):
         proba = np.asarray(model.predict_proba(X), dtype=float)
-    classes = sorted(np.unique(np.concatenate([y, pred.ravel()])).tolist()) if task == "classification" else []
+    classes = model_classes(model) if task == "classification" else []
+    if task == "classification" and (not classes or (proba is not None and proba.shape[1] != len(classes))):
+        classes = sorted(np.unique(np.concatenate([y, pred.ravel()])).tolist())
 
     def compute(mask: Any) -> dict[str, float]:
         if task == "regression":

@@ -210,8 +210,13 @@ class ModelRegistry:
         holder = model.aliases.get(to)
         if holder == candidate_mv.version:
             raise InvalidState(f"{name} version {version} already holds {to!r}")
-        candidate = self.load(candidate_mv)
-        champion = self.load(self.get_version(name, holder)) if holder is not None else None
+        champion_mv = self.get_version(name, holder) if holder is not None else None
+        if spec.dataset is not None or spec.latency_p95_ms is not None:
+            candidate: Any = self.load(candidate_mv)
+            champion: Any = self.load(champion_mv) if champion_mv is not None else None
+        else:  # only the signatures are compared: the records hold them, no need to load
+            candidate = _Signed.of(candidate_mv)
+            champion = _Signed.of(champion_mv) if champion_mv is not None else None
         report = gates.run(spec, candidate, champion)
         report["gate"] = "inline" if gate is not None else ("declared" if declared else "none")
         evaluation = self.records.record_gate(
@@ -258,6 +263,17 @@ class ModelRegistry:
             graph.nodes.append({"id": eid, "kind": "environment", "label": label, **environment})
             graph.edges.append({"src": eid, "dst": run_node, "relation": "environment"})
         return graph
+
+
+@dataclass(frozen=True)
+class _Signed:
+    """A version seen only through its signature (what a gate without data needs)."""
+
+    signature: Signature | None
+
+    @classmethod
+    def of(cls, mv: ModelVersion) -> _Signed:
+        return cls(Signature.from_dict(mv.signature) if mv.signature else None)
 
 
 def _link(value: Any, role: str) -> tuple[str, dict[str, Any]]:

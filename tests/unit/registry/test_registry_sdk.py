@@ -226,3 +226,18 @@ def test_lineage_includes_the_code_commit_and_environment_of_the_run(bikes: dict
     assert f"commit 0123456789ab --code--> run {run.id}" in chain
     assert f"environment python 3.11.9, 120 packages --environment--> run {run.id}" in chain
     assert f"run {run.id} --produced--> model_version {mv.uri}" in chain
+
+
+def test_a_registered_classifier_scores_like_the_object_it_was_logged_from(adult: dict[str, Any]) -> None:
+    import lightgbm as lgb
+
+    cv.set_project("census")
+    model = lgb.LGBMClassifier(n_estimators=20, verbose=-1, random_state=0).fit(adult["X"], adult["y"])
+    mv = cv.log_model(model, name="income", input_example=adult["X"].head(5))
+    direct = cv.evaluate(model, adult["holdout"], target="label", task="classification", slices=["sex"])
+    by_uri = cv.evaluate(mv.uri, adult["holdout"], target="label", task="classification", slices=["sex"])
+    assert by_uri.metrics == pytest.approx(direct.metrics)
+    assert by_uri.slices["sex"]["Female"] == pytest.approx(direct.slices["sex"]["Female"])
+    with pytest.raises(InvalidArgument) as info:
+        cv.evaluate(model, adult["holdout"], target="income_label", task="classification")
+    assert info.value.field == "target"
