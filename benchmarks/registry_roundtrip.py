@@ -22,6 +22,7 @@ import argparse
 import os
 import statistics
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,8 @@ def mlflow_roundtrip(model: Any, X: Any, root: Path, requirements: list[str] | N
     import numpy as np
 
     mlflow = quiet_mlflow()
+    # MLflow's schema hints (integer columns) are advice to its users, not results.
+    warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
     lightgbm_flavor = mlflow.lightgbm
     tag = "given" if requirements else "inferred"
     mlflow.set_tracking_uri(f"sqlite:///{root / f'mlflow-{tag}.db'}")

@@ -137,6 +137,8 @@ def _save_sklearn(model: Any, out: Path, fmt: str) -> Saved:
 
 def _save_lightgbm(model: Any, out: Path, fmt: str) -> Saved:
     booster = getattr(model, "booster_", model)
+    if not callable(getattr(booster, "save_model", None)):
+        raise InvalidArgument("the LightGBM model is not fitted yet: fit it before logging it", field="model")
     booster.save_model(str(out / "model.lgb.txt"))
     kind = "booster"
     classes = None

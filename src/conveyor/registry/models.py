@@ -21,7 +21,7 @@ from conveyor.stores.metadata.registry import GateEvaluation, ModelVersion, Regi
 __all__ = [
     "Gate", "alias_history", "archive", "delete_alias", "delete_version", "evaluations", "get_model",
     "get_version", "lineage", "list_models", "list_versions", "promote", "registry", "restore", "rollback",
-    "search", "set_alias", "set_gate",
+    "search", "set_alias", "set_gate", "update_model", "update_version",
 ]
 
 
@@ -58,6 +58,20 @@ def list_versions(name: str, *, include_archived: bool = True, max_results: int 
     """A page of versions of ``name``, newest first."""
     return registry().list_versions(name, include_archived=include_archived, max_results=max_results,
                                     page_token=page_token)
+
+
+def update_model(name: str, *, description: str | None = None,
+                 tags: Mapping[str, str] | None = None) -> RegisteredModel:
+    """Change a model's description and/or merge tags into its tags (audited)."""
+    reg = registry()
+    return reg.records.update_model(reg.project, name, description=description, tags=tags)
+
+
+def update_version(name: str, version: int, *, description: str | None = None,
+                   tags: Mapping[str, str] | None = None) -> ModelVersion:
+    """Change a version's description and/or merge tags into its tags (audited)."""
+    reg = registry()
+    return reg.records.update_version(reg.project, name, version, description=description, tags=tags)
 
 
 def set_alias(name: str, alias: str, version: int) -> ModelVersion:

@@ -241,3 +241,17 @@ def test_a_registered_classifier_scores_like_the_object_it_was_logged_from(adult
     with pytest.raises(InvalidArgument) as info:
         cv.evaluate(model, adult["holdout"], target="income_label", task="classification")
     assert info.value.field == "target"
+
+
+def test_descriptions_and_tags_of_models_and_versions(bikes: dict[str, Any]) -> None:
+    cv.set_project("bikes")
+    cv.log_model(fit_lgbm(bikes, 5), name="bike-demand", input_example=bikes["X"].head(5),
+                 description="first try", tags={"team": "forecast"})
+    model = cv.models.update_model("bike-demand", description="hourly demand", tags={"owner": "ops"})
+    assert model.description == "hourly demand" and model.tags == {"owner": "ops"}
+    version = cv.models.update_version("bike-demand", 1, tags={"validated": "yes"})
+    assert version.description == "first try" and version.tags == {"team": "forecast", "validated": "yes"}
+    assert [m.name for m in cv.models.search("demand")] == ["bike-demand"]
+    assert [m.name for m in cv.models.search(tag=("owner", "ops"))] == ["bike-demand"]
+    assert list(cv.models.search("nothing-like-it")) == []
+    assert audit_actions()[-2:] == ["model.update", "model_version.update"]
