@@ -30,7 +30,7 @@ from typing import Any
 from conveyor.core.errors import InvalidArgument, NotFound
 from conveyor.registry import datasets
 from conveyor.registry.evaluate import LOWER_IS_BETTER, TASKS, score
-from conveyor.registry.rules import Rule
+from conveyor.registry.rules import METRIC_ALIASES, Rule
 
 _KEYS = {"rules", "dataset", "target", "task", "slices", "latency_p95_ms", "check_signature"}
 LATENCY_CALLS = 100
@@ -142,7 +142,8 @@ def _slice(value: Any, i: int) -> SliceRule:
     worse = value.get("max_worse", 0.0)
     if isinstance(worse, bool) or not isinstance(worse, int | float) or worse < 0:
         raise InvalidArgument(f"{where}.max_worse must be a non-negative fraction", field=where)
-    return SliceRule(str(value["by"]), str(value["metric"]), float(worse))
+    metric = str(value["metric"])
+    return SliceRule(str(value["by"]), METRIC_ALIASES.get(metric, metric), float(worse))
 
 
 def p95_latency_ms(model: Any, example: Any, calls: int = LATENCY_CALLS) -> float:

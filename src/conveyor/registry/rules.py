@@ -7,7 +7,7 @@ A rule compares two arithmetic expressions over numbers and metric names::
     r2 > 0.8
 
 A bare name (or ``candidate.NAME``) is the candidate's metric; ``champion.NAME``
-is the current alias holder's, scored on the same rows. Operators: ``+ - * /``,
+is the current alias holder's, scored on the same rows. ``auc`` means ``roc_auc``. Operators: ``+ - * /``,
 parentheses, unary minus, and one comparison among ``<= >= < > == !=``.
 
 Rules are parsed when a gate is built, so a typo is refused before anything
@@ -37,6 +37,9 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 _ARITH: dict[str, Callable[[float, float], float]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
 }
+
+#: Other names users write for a metric (``auc`` as in the issue's examples).
+METRIC_ALIASES = {"auc": "roc_auc", "logloss": "log_loss", "acc": "accuracy", "f1_score": "f1"}
 
 # A parsed expression: ("num", value) | ("var", who, metric) | ("neg", e) | (op, left, right)
 Node = tuple[Any, ...]
@@ -98,7 +101,7 @@ class _Parser:
             who = who or "candidate"
             if who not in ("candidate", "champion"):
                 self.fail(f"{value!r} must be a metric, candidate.METRIC or champion.METRIC", pos)
-            return ("var", who, metric)
+            return ("var", who, METRIC_ALIASES.get(metric, metric))
         if value == "-":
             return ("neg", self.factor())
         if value == "(":

@@ -255,3 +255,27 @@ def test_descriptions_and_tags_of_models_and_versions(bikes: dict[str, Any]) -> 
     assert [m.name for m in cv.models.search(tag=("owner", "ops"))] == ["bike-demand"]
     assert list(cv.models.search("nothing-like-it")) == []
     assert audit_actions()[-2:] == ["model.update", "model_version.update"]
+
+
+def test_a_classification_gate_with_auc_and_per_sex_slices(adult: dict[str, Any]) -> None:
+    import lightgbm as lgb
+
+    cv.set_project("census")
+    strong = lgb.LGBMClassifier(n_estimators=40, verbose=-1, random_state=0).fit(adult["X"], adult["y"])
+    weak = lgb.LGBMClassifier(n_estimators=1, num_leaves=2, verbose=-1, random_state=0).fit(
+        adult["X"][["age"]].assign(**{c: 0 for c in adult["X"].columns if c != "age"}), adult["y"])
+    for model in (strong, weak):
+        cv.log_model(model, name="income", input_example=adult["X"].head(5))
+    cv.models.set_alias("income", "champion", 1)
+    gate = {"rules": ["auc >= champion.auc - 0.002", "log_loss <= champion.log_loss * 1.1"],
+            "dataset": adult["holdout"], "target": "label", "task": "classification",
+            "slices": [{"by": "sex", "metric": "auc", "max_worse": 0.01}]}
+    with pytest.raises(GateFailed) as info:
+        cv.models.promote("income", 2, gate=gate)
+    checks = {c["rule"]: c for c in info.value.report["checks"]}
+    auc = checks["auc >= champion.auc - 0.002"]
+    assert auc["passed"] is False and auc["threshold"] == pytest.approx(
+        info.value.report["metrics"]["champion"]["metrics"]["roc_auc"] - 0.002)
+    sliced = checks["no sex slice roc_auc worse than champion by more than 1.0%"]
+    assert sliced["passed"] is False and "sex=Female" in sliced["detail"] and "sex=Male" in sliced["detail"]
+    assert cv.models.get_model("income").aliases == {"champion": 1}

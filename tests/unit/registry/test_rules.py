@@ -9,7 +9,7 @@ import pytest
 from conveyor.core.errors import InvalidArgument
 from conveyor.registry.rules import Rule
 
-TABLES = {"candidate": {"rmse": 40.0, "auc": 0.91}, "champion": {"rmse": 42.0, "auc": 0.912}}
+TABLES = {"candidate": {"rmse": 40.0, "roc_auc": 0.91}, "champion": {"rmse": 42.0, "roc_auc": 0.912}}
 
 
 @pytest.mark.parametrize(
@@ -62,3 +62,7 @@ def test_a_missing_metric_or_nan_fails_the_rule() -> None:
 def test_rules_know_whether_they_need_a_champion() -> None:
     assert Rule.parse("rmse <= champion.rmse").needs_champion
     assert not Rule.parse("rmse <= 50").needs_champion
+
+
+def test_auc_is_roc_auc() -> None:
+    assert Rule.parse("auc >= champion.auc - 0.002").metrics == {("candidate", "roc_auc"), ("champion", "roc_auc")}
