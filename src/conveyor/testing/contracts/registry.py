@@ -166,3 +166,24 @@ class RegistryStoreContract:
         with pytest.raises(InvalidArgument) as info:
             reg.list_models("bikes", page_token="garbage!")
         assert info.value.field == "page_token"
+
+    def test_concurrent_alias_moves_queue_and_keep_a_consistent_history(self, store: Any) -> None:
+        for _ in range(4):
+            register(store)
+        moves = [1 + i % 4 for i in range(24)]
+        with ThreadPoolExecutor(12) as pool:
+            list(pool.map(lambda version: store.registry.set_alias("bikes", "bike-demand", "champion", version),
+                          moves))
+        history = store.registry.alias_history("bikes", "bike-demand", "champion")
+        holder = store.registry.get_model("bikes", "bike-demand").aliases["champion"]
+        assert history[-1].version == holder
+        # each move replaced exactly the holder the previous move left
+        assert all(later.previous == earlier.version for earlier, later in zip(history, history[1:], strict=False))
+        assert self.audit_actions(store).count("alias.set") == len(history)
+
+    def test_deleting_a_version_removes_its_lineage_links(self, store: Any) -> None:
+        register(store)
+        mv = store.registry.get_version("bikes", "bike-demand", 1)
+        store.add_lineage(("dataset_version", "d" * 32), ("model_version", mv.id), "train")
+        store.registry.delete_version("bikes", "bike-demand", 1)
+        assert store.list_lineage(("model_version", mv.id)) == []

@@ -35,6 +35,7 @@ from conveyor.stores.metadata.sql.engine import read_transaction, write_transact
 from conveyor.stores.metadata.sql.schema import (
     alias_history,
     gate_evaluations,
+    lineage_edges,
     model_aliases,
     model_versions,
     projects,
@@ -101,14 +102,21 @@ class SqlRegistryStore:
             pid = conn.execute(select(projects.c.id).where(projects.c.name == project)).scalar()
         return pid
 
-    def _model_row(self, conn: Connection, project: str, name: str) -> Any:
+    def _model_row(self, conn: Connection, project: str, name: str, *, lock: bool = False) -> Any:
+        """The model's row; ``lock`` holds it until the transaction ends.
+
+        Writers that change a model's versions or aliases lock its row first, so two
+        alias moves on PostgreSQL queue instead of both replacing the same holder
+        (SQLite's write lock already serialises them).
+        """
         v.check_name(project, "project")
         v.check_name(name, "model")
-        row = conn.execute(
+        query = (
             select(registered_models)
             .join(projects, projects.c.id == registered_models.c.project_id)
             .where(projects.c.name == project, registered_models.c.name == name)
-        ).first()
+        )
+        row = conn.execute(query.with_for_update(of=registered_models) if lock else query).first()
         if row is None:
             raise NotFound(f"model {name!r} does not exist in project {project!r}", field="name")
         return row
@@ -274,7 +282,7 @@ class SqlRegistryStore:
             values["gate"] = json.loads(json.dumps(dict(gate)))
         tag_values = v.check_tags(tags) if tags is not None else None
         with write_transaction(self._engine) as conn:
-            row = self._model_row(conn, project, name)
+            row = self._model_row(conn, project, name, lock=True)
             if tag_values is not None:
                 values["tags"] = {**(row.tags or {}), **tag_values}
             if values:
@@ -347,7 +355,7 @@ class SqlRegistryStore:
         check_version(version)
         tag_values = v.check_tags(tags) if tags is not None else None
         with write_transaction(self._engine) as conn:
-            model = self._model_row(conn, project, name)
+            model = self._model_row(conn, project, name, lock=True)
             row = self._version_row(conn, model, version)
             values: dict[str, Any] = {}
             if description is not None:
@@ -375,7 +383,7 @@ class SqlRegistryStore:
         if status not in (READY, ARCHIVED):
             raise InvalidArgument(f"status must be {READY!r} or {ARCHIVED!r}, got {status!r}", field="status")
         with write_transaction(self._engine) as conn:
-            model = self._model_row(conn, project, name)
+            model = self._model_row(conn, project, name, lock=True)
             row = self._version_row(conn, model, version)
             if status == ARCHIVED:
                 held = self._aliases_of(conn, model.id, version)
@@ -394,7 +402,7 @@ class SqlRegistryStore:
     def delete_version(self, project: str, name: str, version: int) -> None:
         check_version(version)
         with write_transaction(self._engine) as conn:
-            model = self._model_row(conn, project, name)
+            model = self._model_row(conn, project, name, lock=True)
             row = self._version_row(conn, model, version)
             held = self._aliases_of(conn, model.id, version)
             if held:
@@ -403,6 +411,9 @@ class SqlRegistryStore:
                     "(move or remove the alias first)"
                 )
             conn.execute(delete(model_versions).where(model_versions.c.id == row.id))
+            conn.execute(delete(lineage_edges).where(
+                ((lineage_edges.c.dst_kind == "model_version") & (lineage_edges.c.dst_id == row.id))
+                | ((lineage_edges.c.src_kind == "model_version") & (lineage_edges.c.src_id == row.id))))
             append_event(conn, action="model_version.delete", object_kind="model_version",
                          object_id=f"{name}/{version}", project=project,
                          before={"version": version, "package": row.package_digest, "run_id": row.run_id})
@@ -448,13 +459,13 @@ class SqlRegistryStore:
         alias = check_alias(alias)
         check_version(version)
         with write_transaction(self._engine) as conn:
-            model = self._model_row(conn, project, name)
+            model = self._model_row(conn, project, name, lock=True)
             return self._move_alias(conn, project, model, alias, version, action, details)
 
     def delete_alias(self, project: str, name: str, alias: str) -> None:
         alias = check_alias(alias)
         with write_transaction(self._engine) as conn:
-            model = self._model_row(conn, project, name)
+            model = self._model_row(conn, project, name, lock=True)
             if self._move_alias(conn, project, model, alias, None, "remove") is None:
                 raise NotFound(f"model {name!r} has no alias {alias!r}", field="alias")
 
@@ -475,7 +486,7 @@ class SqlRegistryStore:
     def rollback_alias(self, project: str, name: str, alias: str) -> tuple[int, int]:
         alias = check_alias(alias)
         with write_transaction(self._engine) as conn:
-            model = self._model_row(conn, project, name)
+            model = self._model_row(conn, project, name, lock=True)
             # Replay the history as a stack: each move pushes the holder it replaced,
             # each rollback pops one, so repeated rollbacks walk further back.
             stack: list[int | None] = []
@@ -504,7 +515,7 @@ class SqlRegistryStore:
         alias = check_alias(alias)
         check_version(version)
         with write_transaction(self._engine) as conn:
-            model = self._model_row(conn, project, name)
+            model = self._model_row(conn, project, name, lock=True)
             self._version_row(conn, model, version)
             row = {
                 "id": new_id(), "model_id": model.id, "version": version, "alias": alias,
