@@ -187,3 +187,14 @@ class RegistryStoreContract:
         store.add_lineage(("dataset_version", "d" * 32), ("model_version", mv.id), "train")
         store.registry.delete_version("bikes", "bike-demand", 1)
         assert store.list_lineage(("model_version", mv.id)) == []
+
+    def test_a_gate_verdict_on_a_replaced_champion_moves_nothing(self, store: Any) -> None:
+        for _ in range(3):
+            register(store)
+        reg = store.registry
+        reg.set_alias("bikes", "bike-demand", "champion", 2)  # moved while a gate compared 3 with 1
+        with pytest.raises(InvalidState, match="promote again"):
+            reg.record_gate("bikes", "bike-demand", 3, "champion", champion_version=1, passed=True,
+                            forced=False, reason="", report={}, move_alias=True)
+        assert reg.get_model("bikes", "bike-demand").aliases == {"champion": 2}
+        assert reg.list_gate_evaluations("bikes", "bike-demand") == []

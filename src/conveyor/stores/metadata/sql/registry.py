@@ -517,6 +517,14 @@ class SqlRegistryStore:
         with write_transaction(self._engine) as conn:
             model = self._model_row(conn, project, name, lock=True)
             self._version_row(conn, model, version)
+            holder = conn.execute(select(model_aliases.c.version).where(
+                model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)).scalar()
+            if move_alias and holder != champion_version:
+                # The gate judged the candidate against a holder that has since been replaced.
+                raise InvalidState(
+                    f"{alias!r} of {name} moved to version {holder} while the gate compared against "
+                    f"version {champion_version}; promote again to gate against the new holder"
+                )
             row = {
                 "id": new_id(), "model_id": model.id, "version": version, "alias": alias,
                 "champion_version": champion_version, "passed": passed, "forced": forced, "reason": reason,
