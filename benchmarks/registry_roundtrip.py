@@ -3,7 +3,7 @@
 Measures, on local disk with SQLite metadata for both tools:
 
 1. ``cv.log_model`` + ``cv.load_model`` of one LightGBM model (default ~50 MB of model
-   text: 1,500 trees of 255 leaves on the bike-sharing data) against
+   text: 2,100 trees of 255 leaves on the bike-sharing data) against
    ``mlflow.lightgbm.log_model`` + ``mlflow.lightgbm.load_model`` on the same object.
    Each tool logs inside a run; the load is from the registry URI / the run's model URI.
    Predictions of both loaded models are checked equal to the original's.
@@ -128,7 +128,7 @@ def listing(models: int, versions: int, root: Path, repeats: int = 5) -> dict[st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a ~5 MB model and 100 x 20 versions")
-    parser.add_argument("--trees", type=int, default=1500)
+    parser.add_argument("--trees", type=int, default=2100)
     parser.add_argument("--leaves", type=int, default=255)
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--versions", type=int, default=20)
