@@ -17,14 +17,20 @@ from typing import TYPE_CHECKING, Any
 from conveyor._version import __version__
 
 _FLUENT = "conveyor.tracking.fluent"
+_REGISTRY = "conveyor.registry.fluent"
 _LAZY: dict[str, str] = {
     "ActiveRun": _FLUENT,
     "ArtifactFile": "conveyor.core.entities",
     "ConveyorError": "conveyor.core.errors",
+    "Gate": "conveyor.registry.gate",
+    "GateFailed": "conveyor.core.errors",
+    "LoadedModel": "conveyor.registry.package",
     "MetricPoint": "conveyor.core.entities",
+    "ModelVersion": "conveyor.stores.metadata.registry",
     "Project": "conveyor.core.entities",
     "Run": "conveyor.core.entities",
     "RunStatus": "conveyor.core.entities",
+    "Signature": "conveyor.registry.signature",
     "TrackingClient": "conveyor.tracking.client",
     "active_run": _FLUENT,
     "client": _FLUENT,
@@ -32,22 +38,26 @@ _LAZY: dict[str, str] = {
     "delete_tag": _FLUENT,
     "download_artifacts": _FLUENT,
     "end_run": _FLUENT,
+    "evaluate": _REGISTRY,
     "flush": _FLUENT,
     "get_metric_history": _FLUENT,
     "get_project": _FLUENT,
     "get_run": _FLUENT,
     "list_projects": _FLUENT,
     "log_input": "conveyor.data.api",
+    "load_model": _REGISTRY,
     "log_artifact": _FLUENT,
     "log_artifacts": _FLUENT,
     "log_batch": _FLUENT,
     "log_dict": _FLUENT,
     "log_metric": _FLUENT,
     "log_metrics": _FLUENT,
+    "log_model": _REGISTRY,
     "log_param": _FLUENT,
     "log_params": _FLUENT,
     "log_text": _FLUENT,
     "pipeline": "conveyor.pipelines",
+    "models": _REGISTRY,
     "search_runs": _FLUENT,
     "set_project": _FLUENT,
     "set_tag": _FLUENT,
@@ -85,9 +95,14 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from conveyor import data
     from conveyor.core.entities import ArtifactFile, MetricPoint, Project, Run, RunStatus
-    from conveyor.core.errors import ConveyorError
+    from conveyor.core.errors import ConveyorError, GateFailed
     from conveyor.data.api import log_input
     from conveyor.pipelines import pipeline, step
+    from conveyor.registry.fluent import evaluate, load_model, log_model, models
+    from conveyor.registry.gate import Gate
+    from conveyor.registry.package import LoadedModel
+    from conveyor.registry.signature import Signature
+    from conveyor.stores.metadata.registry import ModelVersion
     from conveyor.tracking.client import TrackingClient
     from conveyor.tracking.fluent import (
         ActiveRun,

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from conveyor._version import __version__
-from conveyor.cli import artifacts, data, db, pipelines, projects, quickstart, runs
+from conveyor.cli import artifacts, data, db, models, pipelines, projects, quickstart, runs
 from conveyor.core.errors import ConveyorError
 
 
@@ -36,7 +36,7 @@ def cli() -> None:
     """Conveyor: the production line for ML models."""
 
 
-for group in (projects.group, runs.group, artifacts.group, data.group, pipelines.group, db.group):
+for group in (projects.group, runs.group, artifacts.group, data.group, models.group, pipelines.group, db.group):
     cli.add_command(group)
 cli.add_command(quickstart.command)
 

@@ -13,6 +13,7 @@ user code keeps working::
     ├── NotFound (LookupError)                 404 / exit 3
     ├── AlreadyExists                          409 / exit 2
     ├── InvalidState                           409 / exit 2
+    │   └── GateFailed                         409 / exit 8
     ├── DataValidationFailed                   422 / exit 1
     ├── ArtifactCorrupted                      500 / exit 4
     ├── SchemaOutOfDate                        503 / exit 5
@@ -129,6 +130,18 @@ class DataValidationFailed(ConveyorError):
         if callable(to_dict):
             body["report"] = to_dict()
         return body
+class GateFailed(InvalidState):
+    """A promotion gate refused to move an alias; ``report`` holds every check."""
+
+    exit_code = 8
+    code = "GATE_FAILED"
+
+    def __init__(self, message: str, *, report: dict[str, object]) -> None:
+        super().__init__(message, field="gate")
+        self.report = report
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "report": self.report}
 
 
 class ArtifactCorrupted(ConveyorError):

@@ -234,3 +234,88 @@ dataset_checks = Table(
     Column("created_at", BigInteger, nullable=False),
     Index(None, "dataset", "seq"),
 )
+
+
+# ------------------------------------------------------------------------ registry
+# Registered models live in a project; versions are numbered 1, 2, 3 ... per model
+# through ``sequences`` (scope ``model-versions:<model id>``). A version points at
+# its package by the digest of the package's file manifest in the content store.
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project_id", String(32), ForeignKey("projects.id"), nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("tags", JSON, nullable=False),
+    Column("gate", JSON, nullable=True),  # the declared promotion gate, if any
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name"),
+    Index(None, "project_id", "updated_at"),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model_id", String(32), ForeignKey("registered_models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # ready | archived
+    Column("description", Text, nullable=False, default=""),
+    Column("tags", JSON, nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("flavour", String(32), nullable=False),
+    Column("format", String(32), nullable=False),
+    Column("package_digest", String(80), nullable=False),
+    Column("signature", JSON, nullable=True),
+    Column("info", JSON, nullable=False),  # framework versions, size, code commit...
+    Column("created_by", String(250), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("model_id", "version"),
+    Index(None, "run_id"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("model_id", String(32), ForeignKey("registered_models.id"), nullable=False),
+    Column("alias", String(250), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("model_id", "alias"),
+)
+
+# Every alias move in order: what rollback replays to find the previous holder.
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("model_id", String(32), nullable=False),
+    Column("alias", String(250), nullable=False),
+    Column("action", String(16), nullable=False),  # set | promote | rollback | remove
+    Column("version", Integer, nullable=True),  # the new holder (NULL: alias removed)
+    Column("previous", Integer, nullable=True),  # the holder before
+    Column("actor", String(250), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Index(None, "model_id", "alias", "id"),
+)
+
+# Every promotion gate that ran, passed, failed or was forced.
+gate_evaluations = Table(
+    "gate_evaluations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model_id", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("alias", String(250), nullable=False),
+    Column("champion_version", Integer, nullable=True),
+    Column("passed", Boolean, nullable=False),
+    Column("forced", Boolean, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("report", JSON, nullable=False),
+    Column("actor", String(250), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Index(None, "model_id", "version"),
+)

@@ -31,6 +31,7 @@ from conveyor.stores.metadata.sql import bulk, search
 from conveyor.stores.metadata.sql.datasets import SqlDatasetStore
 from conveyor.stores.metadata.sql.engine import make_engine, read_transaction, write_transaction
 from conveyor.stores.metadata.sql.migrate import _redact, ensure_schema
+from conveyor.stores.metadata.sql.registry import SqlRegistryStore
 from conveyor.stores.metadata.sql.schema import (
     artifacts,
     latest_metrics,
@@ -74,6 +75,7 @@ class SqlMetadataStore:
         self._known_projects: dict[str, Any] = {}
         self._pk_lock = threading.Lock()
         self.datasets = SqlDatasetStore(self._engine)
+        self.registry = SqlRegistryStore(self._engine)
 
     @property
     def engine(self) -> Any:

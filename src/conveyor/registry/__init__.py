@@ -1,0 +1,1 @@
+"""The model registry service: packaging, signatures, versions, lineage, evaluation and gates."""
