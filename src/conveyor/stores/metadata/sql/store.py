@@ -28,10 +28,12 @@ from conveyor.core.settings import current_user
 from conveyor.core.uris import safe_relpath
 from conveyor.stores.metadata.base import PointRow
 from conveyor.stores.metadata.sql import bulk, schema, search
+from conveyor.stores.metadata.sql.audit import append_event
 from conveyor.stores.metadata.sql.engine import make_engine, read_transaction, write_transaction
 from conveyor.stores.metadata.sql.migrate import _redact, ensure_schema
 from conveyor.stores.metadata.sql.schema import (
     artifacts,
+    idempotency_keys,
     latest_metrics,
     lineage_edges,
     metrics,
@@ -46,6 +48,18 @@ def _float(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+def _claim(conn: Connection, key: str, result: str | None = None) -> bool:
+    """Record ``key`` in this transaction; ``False`` when it was recorded before (a retry)."""
+    if not isinstance(key, str) or not 8 <= len(key) <= 64:
+        raise InvalidArgument("idempotency key must have 8 to 64 characters", field="idempotency_key")
+    inserted = conn.execute(
+        bulk.dialect_insert(conn)(idempotency_keys)
+        .values(key=key, created_at=now_ms(), result=result)
+        .on_conflict_do_nothing(index_elements=[idempotency_keys.c.key])
+    ).rowcount
+    return bool(inserted)
+
+
 class SqlMetadataStore:
     """Metadata on a relational database, chosen by URI (``sqlite:///…``, ``postgresql://…``)."""
 
@@ -58,6 +72,16 @@ class SqlMetadataStore:
             raise BackendUnavailable(f"cannot open {_redact(uri)}: {exc.orig}") from None
         self._run_pks: dict[str, int] = {}
         self._pk_lock = threading.Lock()
+        self._governance: Any = None
+
+    @property
+    def governance(self) -> Any:
+        """Users, tokens, roles and the audit trail (:class:`SqlGovernanceStore`)."""
+        if self._governance is None:
+            from conveyor.stores.metadata.sql.governance import SqlGovernanceStore
+
+            self._governance = SqlGovernanceStore(self._engine)
+        return self._governance
 
     @property
     def engine(self) -> Any:
@@ -84,12 +108,14 @@ class SqlMetadataStore:
         row = self._project_row(conn, name)
         if row is None:
             # Two processes may create the same project at once: the loser's insert is a no-op.
-            conn.execute(
+            created = conn.execute(
                 bulk.dialect_insert(conn)(projects)
                 .values(id=new_id(), name=name, description="", created_at=now_ms())
                 .on_conflict_do_nothing(index_elements=[projects.c.name])
-            )
+            ).rowcount
             row = self._project_row(conn, name)
+            if created:
+                append_event(conn, action="project.create", object_kind="project", object_id=row.id, project=name)
         return row
 
     def get_project(self, name: str) -> Project:
@@ -119,7 +145,9 @@ class SqlMetadataStore:
         env: Mapping[str, Any] | None = None,
         user: str = "",
         start_time: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Run:
+        """Create a RUNNING run; a retry with the same ``idempotency_key`` returns the first one."""
         v.check_name(project, "project")
         run_name = v.check_run_name(name) if name else friendly_name()
         tag_values = v.check_tags(tags or {})
@@ -128,30 +156,42 @@ class SqlMetadataStore:
         user = user or current_user()
         run_id = new_id()
         started = start_time if start_time is not None else now_ms()
+        earlier: str | None = None
         with write_transaction(self._engine) as conn:
-            project_row = self._ensure_project(conn, project)
-            if parent_id is not None:
-                self._pk(conn, parent_id, field="parent_id")
-            pk = conn.execute(
-                insert(runs)
-                .values(
-                    id=run_id,
-                    project_id=project_row.id,
-                    name=run_name,
-                    status=RunStatus.RUNNING.value,
-                    start_time=started,
-                    parent_id=parent_id,
-                    user=user,
-                    heartbeat_at=started,
-                    env=dict(env or {}),
+            if idempotency_key is not None and not _claim(conn, idempotency_key, run_id):
+                earlier = conn.execute(
+                    select(idempotency_keys.c.result).where(idempotency_keys.c.key == idempotency_key)
+                ).scalar()
+            else:
+                project_row = self._ensure_project(conn, project)
+                if parent_id is not None:
+                    self._pk(conn, parent_id, field="parent_id")
+                pk = conn.execute(
+                    insert(runs)
+                    .values(
+                        id=run_id,
+                        project_id=project_row.id,
+                        name=run_name,
+                        status=RunStatus.RUNNING.value,
+                        start_time=started,
+                        parent_id=parent_id,
+                        user=user,
+                        heartbeat_at=started,
+                        env=dict(env or {}),
+                    )
+                    .returning(runs.c.pk)
+                ).scalar_one()
+                if tag_values:
+                    conn.execute(
+                        insert(schema.tags),
+                        [{"run_pk": pk, "key": k, "value": val} for k, val in tag_values.items()],
+                    )
+                append_event(
+                    conn, action="run.create", object_kind="run", object_id=run_id, project=project,
+                    after={"name": run_name, "parent_id": parent_id, "user": user, "tags": tag_values},
                 )
-                .returning(runs.c.pk)
-            ).scalar_one()
-            if tag_values:
-                conn.execute(
-                    insert(schema.tags),
-                    [{"run_pk": pk, "key": k, "value": val} for k, val in tag_values.items()],
-                )
+        if earlier is not None:  # a retry of a create that already happened
+            return self.get_run(earlier, with_artifacts=False)
         with self._pk_lock:
             self._run_pks[run_id] = pk
         # Everything is known: build the entity instead of reading it back.
@@ -172,6 +212,30 @@ class SqlMetadataStore:
         with self._pk_lock:
             self._run_pks[run_id] = pk
         return pk
+
+    def _project_of(self, conn: Connection, pk: int) -> str:
+        return str(conn.execute(
+            select(projects.c.name).select_from(search.RUNS_WITH_PROJECT).where(runs.c.pk == pk)
+        ).scalar_one())
+
+    def run_projects(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The project of each existing run in ``run_ids`` (unknown ids are left out)."""
+        ids = [check_id(r) for r in set(run_ids)]
+        with read_transaction(self._engine) as conn:
+            rows = conn.execute(
+                select(runs.c.id, projects.c.name).select_from(search.RUNS_WITH_PROJECT).where(runs.c.id.in_(ids))
+            ).all()
+        return {r[0]: r[1] for r in rows}
+
+    def digest_projects(self, digest: str) -> set[str]:
+        """The projects with a run that recorded a file of content ``digest``."""
+        with read_transaction(self._engine) as conn:
+            rows = conn.execute(
+                select(projects.c.name).distinct()
+                .select_from(artifacts.join(runs, runs.c.pk == artifacts.c.run_pk).join(projects, runs.c.project_id == projects.c.id))
+                .where(artifacts.c.digest == digest)
+            ).scalars()
+            return set(rows)
 
     def get_run(self, run_id: str, *, with_artifacts: bool = True) -> Run:
         check_id(run_id)
@@ -243,6 +307,11 @@ class SqlMetadataStore:
                 values = {"status": status.value, "end_time": end_time or now_ms()}
             if values:
                 conn.execute(update(runs).where(runs.c.pk == pk).values(**values))
+                append_event(
+                    conn, action="run.status", object_kind="run", object_id=run_id,
+                    project=self._project_of(conn, pk), before={"status": current.value},
+                    after={"status": status.value},
+                )
         return self.get_run(run_id, with_artifacts=False)
 
     def heartbeat(self, run_ids: Sequence[str], at: int | None = None) -> None:
@@ -270,11 +339,22 @@ class SqlMetadataStore:
             conn.execute(
                 update(runs).where(stale).values(status=RunStatus.KILLED.value, end_time=last_sign)
             )
+            for run_id in ids:
+                append_event(
+                    conn, action="run.reap", object_kind="run", object_id=run_id,
+                    before={"status": "RUNNING"}, after={"status": "KILLED"},
+                )
         return ids
 
     def delete_run(self, run_id: str) -> None:
         with write_transaction(self._engine) as conn:
             pk = self._pk(conn, run_id)
+            before = conn.execute(select(runs.c.name, runs.c.status).where(runs.c.pk == pk)).first()
+            append_event(
+                conn, action="run.delete", object_kind="run", object_id=run_id,
+                project=self._project_of(conn, pk),
+                before={"name": before.name, "status": before.status} if before else None,
+            )
             for table in (metrics, latest_metrics, params, tags, artifacts):
                 conn.execute(delete(table).where(table.c.run_pk == pk))
             conn.execute(
@@ -312,6 +392,10 @@ class SqlMetadataStore:
             new = [{"run_pk": pk, "key": k, "value": val} for k, val in values.items() if k not in existing]
             if new:
                 conn.execute(insert(params), new)
+                append_event(
+                    conn, action="run.params", object_kind="run", object_id=run_id,
+                    project=self._project_of(conn, pk), after={r["key"]: r["value"] for r in new},
+                )
 
     def set_tags(self, run_id: str, tags_: Mapping[str, Any]) -> None:
         values = v.check_tags(tags_)
@@ -319,22 +403,44 @@ class SqlMetadataStore:
             return
         with write_transaction(self._engine) as conn:
             pk = self._pk(conn, run_id)
+            before = dict(
+                conn.execute(
+                    select(tags.c.key, tags.c.value).where(tags.c.run_pk == pk, tags.c.key.in_(list(values)))
+                ).all()
+            )
             conn.execute(delete(tags).where(tags.c.run_pk == pk, tags.c.key.in_(list(values))))
             conn.execute(insert(tags), [{"run_pk": pk, "key": k, "value": val} for k, val in values.items()])
+            if before != values:
+                append_event(
+                    conn, action="run.tags", object_kind="run", object_id=run_id,
+                    project=self._project_of(conn, pk), before=before, after=values,
+                )
 
     def delete_tag(self, run_id: str, key: str) -> None:
         with write_transaction(self._engine) as conn:
             pk = self._pk(conn, run_id)
+            old = conn.execute(select(tags.c.value).where(tags.c.run_pk == pk, tags.c.key == key)).scalar()
             deleted = conn.execute(delete(tags).where(tags.c.run_pk == pk, tags.c.key == key)).rowcount
+            if deleted:
+                append_event(
+                    conn, action="run.tag_delete", object_kind="run", object_id=run_id,
+                    project=self._project_of(conn, pk), before={key: old},
+                )
         if not deleted:
             raise NotFound(f"run {run_id} has no tag {key!r}", field="key")
 
-    def log_metric_points(self, points: Sequence[PointRow]) -> None:
-        """Write a batch of (run_id, key, value, step, timestamp) in one transaction."""
+    def log_metric_points(self, points: Sequence[PointRow], *, idempotency_key: str | None = None) -> None:
+        """Write a batch of (run_id, key, value, step, timestamp) in one transaction.
+
+        Metric points are not audit events (the hot path stays one bulk insert). A
+        batch sent again with the same ``idempotency_key`` is not written twice.
+        """
         if not points:
             return
         rows: list[bulk.MetricRow] = []
         with write_transaction(self._engine) as conn:
+            if idempotency_key is not None and not _claim(conn, idempotency_key):
+                return
             pks = {run_id: self._pk(conn, run_id) for run_id in {p[0] for p in points}}
             for run_id, key, value, step, timestamp in points:
                 rows.append((pks[run_id], key, step, timestamp, None if value != value else value))
@@ -364,6 +470,12 @@ class SqlMetadataStore:
             conn.execute(
                 insert(artifacts),
                 [{"run_pk": pk, "path": p, "digest": f.digest, "size": f.size} for p, f in checked.items()],
+            )
+            paths = sorted(checked)
+            append_event(
+                conn, action="run.artifacts", object_kind="run", object_id=run_id,
+                project=self._project_of(conn, pk),
+                after={"files": len(paths), "paths": paths[:100]},
             )
 
     def list_artifacts(self, run_id: str, prefix: str | None = None) -> list[ArtifactFile]:
@@ -417,6 +529,10 @@ class SqlMetadataStore:
         try:
             with write_transaction(self._engine) as conn:
                 conn.execute(insert(lineage_edges).values(**row))
+                append_event(
+                    conn, action="lineage.add", object_kind=src[0], object_id=src[1],
+                    after={"dst": list(dst), "relation": relation},
+                )
         except IntegrityError:
             pass  # the edge exists already: recording it again is a no-op
 
