@@ -9,7 +9,10 @@ user code keeps working::
     ├── InvalidArgument (ValueError)           400 / exit 2
     │   ├── FilterSyntaxError                  400 / exit 2
     │   ├── UnsafePath                         400 / exit 2
-    │   └── ImmutableValue                     409 / exit 2
+    │   ├── ImmutableValue                     409 / exit 2
+    │   └── PayloadTooLarge                    413 / exit 2
+    ├── Unauthenticated (PermissionError)      401 / exit 8
+    ├── PermissionDenied (PermissionError)     403 / exit 8
     ├── NotFound (LookupError)                 404 / exit 3
     ├── AlreadyExists                          409 / exit 2
     ├── InvalidState                           409 / exit 2
@@ -79,6 +82,29 @@ class ImmutableValue(InvalidArgument):
 
     http_status = 409
     code = "IMMUTABLE"
+
+
+class PayloadTooLarge(InvalidArgument):
+    """A request body is bigger than the server accepts."""
+
+    http_status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class Unauthenticated(ConveyorError, PermissionError):
+    """No valid credentials: the token is missing, unknown, expired or revoked."""
+
+    http_status = 401
+    exit_code = 8
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(ConveyorError, PermissionError):
+    """The caller is known but lacks the role this needs."""
+
+    http_status = 403
+    exit_code = 8
+    code = "PERMISSION_DENIED"
 
 
 class NotFound(ConveyorError, LookupError):

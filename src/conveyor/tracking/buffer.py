@@ -5,7 +5,8 @@ A daemon thread flushes every ``interval`` seconds, or at once when
 ``max_points`` are waiting. ``flush()`` writes everything added before the call
 and returns only when it is stored: that is the acknowledgement. If the store
 fails, the points stay buffered (in order) for the next attempt and the error
-is raised by the next ``flush()``; nothing acknowledged is ever dropped.
+is raised by the next ``flush()``; nothing acknowledged is ever dropped. A failed
+batch is retried as it was, before newer points, so a store can recognise it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class MetricBuffer:
         self._interval = interval
         self._max_points = max_points
         self._points: list[PointRow] = []
+        self._retry: list[PointRow] = []  # a batch the store refused, sent again first
         self._lock = threading.Lock()  # guards _points
         self._flush_lock = threading.Lock()  # one flush at a time, in order
         self._wake = threading.Event()
@@ -53,7 +55,7 @@ class MetricBuffer:
             self._wake.set()
 
     def pending(self) -> int:
-        return len(self._points)
+        return len(self._retry) + len(self._points)
 
     def flush(self) -> None:
         """Write everything buffered so far; raise if the store refuses it."""
@@ -86,15 +88,22 @@ class MetricBuffer:
 
     def _write(self) -> None:
         with self._flush_lock:
-            with self._lock:
-                batch, self._points = self._points, []
-            if not batch:
-                return
-            try:
-                self._sink(batch)
-                self._error = None
-            except BaseException as exc:  # keep the points; report on the next flush()
+            while True:
                 with self._lock:
-                    self._points[:0] = batch
-                self._error = exc
-                log.warning("could not write %d metric points (kept for retry): %s", len(batch), exc)
+                    # A batch that failed goes again first, alone and unchanged, so a
+                    # store that deduplicates retries (the REST store) recognises it.
+                    if self._retry:
+                        batch, self._retry = self._retry, []
+                    else:
+                        batch, self._points = self._points, []
+                if not batch:
+                    return
+                try:
+                    self._sink(batch)
+                    self._error = None
+                except BaseException as exc:  # keep the points; report on the next flush()
+                    with self._lock:
+                        self._retry = batch
+                    self._error = exc
+                    log.warning("could not write %d metric points (kept for retry): %s", len(batch), exc)
+                    return

@@ -78,7 +78,7 @@ class SqlGovernanceStore:
         v.check_name(name, "user")
         if kind not in KINDS:
             raise InvalidArgument(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", field="kind")
-        row = {"id": new_id(), "name": name, "kind": kind, "is_admin": bool(admin), "created_at": now_ms()}
+        row: dict[str, Any] = {"id": new_id(), "name": name, "kind": kind, "is_admin": bool(admin), "created_at": now_ms()}
         try:
             with write_transaction(self._engine) as conn:
                 conn.execute(insert(principals).values(**row))
@@ -109,7 +109,7 @@ class SqlGovernanceStore:
             raise InvalidArgument("token name must have at most 250 characters", field="name")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         created = now_ms()
-        row = {
+        row: dict[str, Any] = {
             "id": new_id(), "principal_id": principal_id, "name": name, "token_hash": hash_token(token),
             "created_at": created, "expires_at": None if expires_in is None else created + expires_in * 1000,
             "revoked_at": None,
