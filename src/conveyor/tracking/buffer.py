@@ -88,7 +88,7 @@ class MetricBuffer:
 
     def _write(self) -> None:
         with self._flush_lock:
-            while True:
+            for _ in range(2):  # the failed batch (if any), then what is buffered now
                 with self._lock:
                     # A batch that failed goes again first, alone and unchanged, so a
                     # store that deduplicates retries (the REST store) recognises it.
