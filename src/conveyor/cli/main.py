@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from conveyor._version import __version__
-from conveyor.cli import artifacts, db, projects, quickstart, runs
+from conveyor.cli import artifacts, audit, db, projects, quickstart, runs, server, tokens, users
 from conveyor.core.errors import ConveyorError
 
 
@@ -36,9 +36,10 @@ def cli() -> None:
     """Conveyor: the production line for ML models."""
 
 
-for group in (projects.group, runs.group, artifacts.group, db.group):
+for group in (projects.group, runs.group, artifacts.group, db.group, users.group, tokens.group, audit.group):
     cli.add_command(group)
 cli.add_command(quickstart.command)
+cli.add_command(server.command)
 
 
 def main() -> None:

@@ -22,6 +22,11 @@ def local_principal() -> Principal:
     return Principal(id="0" * 32, name=current_user() or "local", kind="user", is_admin=True, created_at=0)
 
 
+def anonymous() -> Principal:
+    """The caller of a public route (health, docs): no rights at all."""
+    return Principal(id="0" * 32, name="anonymous", kind="user", is_admin=False, created_at=0)
+
+
 def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

@@ -139,12 +139,15 @@ def decode_body(body_type: type, raw: bytes) -> Any:
 
 def make_route(endpoint: Endpoint) -> Route:
     """The Starlette route that enforces ``endpoint.access`` before its handler runs."""
-    from conveyor.server.auth import authenticate, authorize
+    from conveyor.server.auth import anonymous, authenticate, authorize
 
     async def asgi(request: Request) -> Response:
         state: ServerState = request.app.state.conveyor
         try:
-            principal = await run_in_threadpool(authenticate, state, request)
+            if endpoint.access.kind == "public":
+                principal = anonymous()
+            else:
+                principal = await run_in_threadpool(authenticate, state, request)
             call = Call(request, state, principal, dict(request.path_params), request.query_params)
             if endpoint.body is not None:
                 raw = await read_body(request, state.config.max_body)
