@@ -86,13 +86,13 @@ class Call:
         return self.query.get(name, default)
 
     def query_int(self, name: str, default: int | None = None) -> int | None:
+        """An integer query parameter in 0 .. 2**62."""
         raw = self.query.get(name)
         if raw is None or raw == "":
             return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise InvalidArgument(f"query parameter {name} must be an integer, got {raw[:40]!r}", field=name) from None
+        if not raw.isdigit() or len(raw) > 18:
+            raise InvalidArgument(f"query parameter {name} must be a non-negative integer, got {raw[:40]!r}", field=name)
+        return int(raw)
 
 
 Handler = Callable[[Call], Any]

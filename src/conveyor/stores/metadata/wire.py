@@ -9,7 +9,7 @@ unknown fields, so a typo is a 422 naming the field instead of being ignored.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -48,6 +48,14 @@ def dec_float(value: WireFloat | None, field: str = "value") -> float:
     return float(value)
 
 
+#: Milliseconds since the epoch (or a duration in ms): fits every database's BIGINT.
+Millis = Annotated[int, msgspec.Meta(ge=0, le=2**62)]
+#: A metric step: signed 64-bit.
+Step = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+#: A page size; the store applies its own (smaller) maximum.
+Count = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31)]
+
+
 class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Base of every request body."""
 
@@ -63,23 +71,23 @@ class RunIn(Body):
     tags: dict[str, str] | None = None
     env: dict[str, Any] | None = None
     user: str = ""
-    start_time: int | None = None
+    start_time: Millis | None = None
     idempotency_key: str | None = None
 
 
 class StatusIn(Body):
     status: str
-    end_time: int | None = None
+    end_time: Millis | None = None
 
 
 class HeartbeatIn(Body):
     run_ids: list[str]
-    at: int | None = None
+    at: Millis | None = None
 
 
 class ReapIn(Body):
-    timeout_ms: int
-    now: int | None = None
+    timeout_ms: Millis
+    now: Millis | None = None
 
 
 class ParamsIn(Body):
@@ -91,7 +99,7 @@ class TagsIn(Body):
 
 
 #: (run_id, key, value, step, timestamp_ms)
-WirePoint = tuple[str, str, WireFloat, int, int]
+WirePoint = tuple[str, str, WireFloat, Step, Millis]
 
 
 class MetricBatchIn(Body):
@@ -107,7 +115,7 @@ class SearchIn(Body):
     projects: list[str] | None = None
     filter: str | None = None
     order_by: list[str] | None = None
-    max_results: int = 100
+    max_results: Count = 100
     page_token: str | None = None
 
 
@@ -127,7 +135,7 @@ class PrincipalIn(Body):
 class TokenIn(Body):
     principal: str | None = None
     name: str = ""
-    expires_in: int | None = None
+    expires_in: Annotated[int, msgspec.Meta(ge=1, le=100 * 365 * 86400)] | None = None
 
 
 class GrantIn(Body):
