@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -55,7 +56,10 @@ def serve(config: ServerConfig) -> Iterator[str]:
 
 
 def start_process(config: ServerConfig, log: Path) -> subprocess.Popen[bytes]:
-    """``conveyor server`` in a subprocess (this source tree first on its path); waits until it answers."""
+    """``conveyor server`` in a subprocess (this source tree first on its path); waits until it answers.
+
+    The server leads its own process group, so ``kill_group`` takes its workers down with it.
+    """
     import httpx
 
     env = dict(os.environ)
@@ -67,7 +71,7 @@ def start_process(config: ServerConfig, log: Path) -> subprocess.Popen[bytes]:
     if config.auth:
         args.append("--auth")
     with open(log, "ab") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     url = f"http://127.0.0.1:{config.port}/api/v1/health"
     while True:
@@ -82,3 +86,10 @@ def start_process(config: ServerConfig, log: Path) -> subprocess.Popen[bytes]:
             proc.kill()
             raise RuntimeError("the server did not answer within 60 s")
         time.sleep(0.05)
+
+
+def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` to the server and every worker it started, and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    proc.wait()
