@@ -190,3 +190,18 @@ def test_the_sdk_logs_and_downloads_artifacts_through_the_server(
     stored.write_bytes(b"omega")
     with pytest.raises(ArtifactCorrupted):
         cv.download_artifacts(run.id, "plots/a.txt", tmp_path / "again")
+
+
+@pytest.mark.s3
+def test_the_server_streams_artifacts_to_and_from_s3(s3_bucket_uri: str, tmp_path: Path) -> None:
+    config = ServerConfig(backend=f"sqlite:///{tmp_path / 'db.sqlite'}", artifacts=s3_bucket_uri)
+    data = os.urandom(3 << 20)
+    with serve(config) as url:
+        run_id = httpx.post(url + "/api/v1/runs", json={"project": "s3"}).json()["id"]
+        files = f"{url}/api/v1/runs/{run_id}/artifacts/file"
+        up = httpx.put(files, params={"path": "weights.bin"}, content=data, timeout=60)
+        assert up.status_code == 200, up.text
+        assert up.json()["digest"] == hash_bytes(data)
+        assert httpx.get(files, params={"path": "weights.bin"}, timeout=60).content == data
+        blob = f"{url}/api/v1/blobs/{blob_key(hash_bytes(data))}"
+        assert httpx.head(blob).headers["content-length"] == str(len(data))
