@@ -21,6 +21,8 @@ import pytest
 from conveyor.core.settings import Settings
 from conveyor.server.config import ServerConfig
 from conveyor.stores.metadata.rest import RestMetadataStore
+from conveyor.stores.metadata.sql.store import SqlMetadataStore
+from conveyor.testing.postgres import truncate_all
 from conveyor.testing.server import free_port, kill_group, start_process
 from conveyor.tracking.client import TrackingClient
 
@@ -57,10 +59,15 @@ class Server:
             kill_group(self.proc, signal.SIGTERM)
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    config = ServerConfig(backend=f"sqlite:///{tmp_path / 'server.db'}", artifacts=str(tmp_path / "artifacts"),
-                          port=free_port(), workers=2)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    if request.param == "postgresql":
+        backend = request.getfixturevalue("postgres_uri")
+        SqlMetadataStore(backend).close()  # the schema exists before the tables are emptied
+        truncate_all(backend)
+    else:
+        backend = f"sqlite:///{tmp_path / 'server.db'}"
+    config = ServerConfig(backend=backend, artifacts=str(tmp_path / "artifacts"), port=free_port(), workers=2)
     srv = Server(config, tmp_path / "server.log")
     srv.start()
     yield srv

@@ -34,7 +34,9 @@ def command(
 
     settings = get_settings()
     backend = backend or settings.metadata_uri
-    artifacts = artifacts or (settings.artifacts_uri if not settings.artifacts_uri.startswith("http") else str(settings.home / "artifacts"))
+    if artifacts is None:  # a client's settings may point at a server; the server itself stores locally
+        served = settings.artifacts_uri.startswith(("http://", "https://"))
+        artifacts = str(settings.home / "artifacts") if served else settings.artifacts_uri
     config = ServerConfig(
         backend=backend, artifacts=artifacts, host=host, port=port, auth=auth, max_body=max_body,
         max_upload=max_upload, allowed_hosts=allowed_hosts, cors_origins=cors_origins, workers=workers,

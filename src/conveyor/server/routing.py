@@ -15,7 +15,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -82,9 +82,6 @@ class Call:
     query: QueryParams
     body: Any = None
 
-    def query_str(self, name: str, default: str | None = None) -> str | None:
-        return self.query.get(name, default)
-
     def query_int(self, name: str, default: int | None = None) -> int | None:
         """An integer query parameter in 0 .. 2**62."""
         raw = self.query.get(name)
@@ -109,7 +106,6 @@ class Endpoint:
     query: Sequence[Param] = ()
     stream: bool = False  # an async handler that reads the request body itself
     status: int = 200
-    tags: Sequence[str] = field(default_factory=tuple)
 
     @property
     def full_path(self) -> str:

@@ -101,10 +101,15 @@ def example(world: World, e: Endpoint) -> dict[str, Any]:
     return request
 
 
+_CLIENTS: dict[tuple[str, str | None], httpx.Client] = {}
+
+
 def call(world: World, request: dict[str, Any], token: str | None) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    with httpx.Client(base_url=world.url, headers=headers) as client:
-        return client.request(**request)
+    client = _CLIENTS.get((world.url, token))
+    if client is None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        client = _CLIENTS[(world.url, token)] = httpx.Client(base_url=world.url, headers=headers)
+    return client.request(**request)
 
 
 def test_every_route_is_declared_with_an_access_rule(world: World) -> None:
