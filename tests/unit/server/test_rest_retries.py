@@ -132,3 +132,21 @@ def test_error_bodies_map_back_to_the_same_classes() -> None:
     assert type(exc).__name__ == "FilterSyntaxError" and exc.position == 3  # type: ignore[attr-defined]
     assert isinstance(error_from_response(422, b'{"error": {"code": "INVALID_BODY", "message": "m"}}'), InvalidArgument)
     assert isinstance(error_from_response(502, b"<html>bad gateway</html>"), Exception)
+
+
+def test_blob_uploads_and_downloads_survive_a_cut_connection(url: str, tmp_path: Path) -> None:
+    from conveyor.stores.artifacts.cas import ContentStore
+    from conveyor.stores.artifacts.http import HttpBackend
+
+    data = bytes(range(256)) * 4096
+    source = tmp_path / "weights.bin"
+    source.write_bytes(data)
+    proxy = LossyProxy(url, drop=3)  # the first three connections are cut, whatever they carry
+    store = ContentStore(HttpBackend(proxy.url))
+    blob = store.put_file(source)
+    run = RestMetadataStore(url).create_run(project="p")
+    httpx.post(f"{url}/api/v1/runs/{run.id}/artifacts",
+               json={"files": [{"path": "w.bin", "digest": blob.digest, "size": blob.size}]})
+    assert store.get_file(blob.digest, tmp_path / "back.bin").read_bytes() == data
+    assert proxy.cut == 3
+    proxy.close()

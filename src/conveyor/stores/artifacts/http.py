@@ -11,9 +11,10 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from conveyor.core.errors import InvalidArgument, NotFound
-from conveyor.stores.metadata.rest import HttpSession, error_from_response
+from conveyor.core.errors import InvalidArgument, NotFound, PermissionDenied
+from conveyor.stores.metadata.rest import HttpSession
 
 _CHUNK = 1 << 20
 
@@ -49,35 +50,31 @@ class HttpBackend:
     def get_file(self, key: str, dest: Path) -> None:
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        client = self._session.client
-        with client.stream("GET", self._path(key)) as resp:
-            if resp.status_code >= 400:
-                raise error_from_response(resp.status_code, resp.read())
-            try:
-                with open(dest, "wb") as out:
-                    for block in resp.iter_bytes(_CHUNK):
-                        out.write(block)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(dest)
-                raise
+
+        def save(resp: Any) -> None:  # rewritten from the start on every attempt
+            with open(dest, "wb") as out:
+                for block in resp.iter_bytes(_CHUNK):
+                    out.write(block)
+
+        try:
+            self._session.send("GET", self._path(key), stream_to=save)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dest)
+            raise
 
     def get_bytes(self, key: str) -> bytes:
-        resp = self._session.client.get(self._path(key))
-        if resp.status_code >= 400:
-            raise error_from_response(resp.status_code, resp.content)
-        return resp.content
+        return bytes(self._session.send("GET", self._path(key)).content)
 
     def exists(self, key: str) -> bool:
         return self.size(key) is not None
 
     def size(self, key: str) -> int | None:
-        resp = self._session.client.head(self._path(key))
-        if resp.status_code in (403, 404):  # unreadable counts as missing: the caller uploads it
+        try:
+            resp = self._session.send("HEAD", self._path(key), ok_missing=True)
+        except PermissionDenied:  # unreadable counts as missing: the caller uploads it
             return None
-        if resp.status_code >= 400:
-            raise error_from_response(resp.status_code, b"")
-        return int(resp.headers.get("content-length", "0"))
+        return None if resp is None else int(resp.headers.get("content-length", "0"))
 
     def delete(self, key: str) -> None:
         raise InvalidArgument("blobs cannot be deleted through the server", field="key")

@@ -39,7 +39,7 @@ _FALLBACK = {
     421: errors.InvalidArgument, 422: errors.InvalidArgument, 503: errors.BackendUnavailable,
 }
 #: Server errors that another attempt will not fix.
-_FINAL = {"ARTIFACT_CORRUPTED", "SCHEMA_OUT_OF_DATE", "MISSING_EXTRA", "INTERNAL"}
+_FINAL = {"ARTIFACT_CORRUPTED", "SCHEMA_OUT_OF_DATE", "MISSING_EXTRA"}
 
 
 def _error_classes() -> dict[str, type[ConveyorError]]:
@@ -98,7 +98,7 @@ class HttpSession:
     def close(self) -> None:
         self.client.close()
 
-    def request(
+    def send(
         self,
         method: str,
         path: str,
@@ -108,20 +108,33 @@ class HttpSession:
         content: Any = None,
         done_if_missing: bool = False,
         ok_missing: bool = False,
+        stream_to: Any = None,
     ) -> Any:
-        """Send with retries; the decoded JSON answer (``None`` when empty).
+        """Send with retries; the ``httpx.Response`` of the first answer below 400.
 
+        ``content`` may be a callable returning a fresh body per attempt (a file's chunks).
         ``done_if_missing``: a 404 on a retry means an earlier attempt succeeded.
         ``ok_missing``: return ``None`` on 404 instead of raising.
+        ``stream_to``: a callable given the open streaming response (downloads).
         """
         body = msgspec.json.encode(json) if json is not None else None
         headers = {"Content-Type": "application/json"} if body is not None else None
         deadline = time.monotonic() + self.retry_for
         attempt = 0
         while True:
-            payload = content() if callable(content) else body
+            payload = content() if callable(content) else (body if content is None else content)
             try:
-                resp = self.client.request(method, path, content=payload, params=params, headers=headers)
+                request = self.client.build_request(method, path, content=payload, params=params, headers=headers)
+                resp = self.client.send(request, stream=stream_to is not None)
+                try:
+                    status = resp.status_code
+                    if status < 400:
+                        if stream_to is not None:
+                            stream_to(resp)
+                        return resp
+                    resp.read()
+                finally:
+                    resp.close()
             except self._httpx.TransportError as exc:
                 if time.monotonic() >= deadline:
                     raise BackendUnavailable(
@@ -129,9 +142,6 @@ class HttpSession:
                         "is `conveyor server` running?"
                     ) from None
             else:
-                status = resp.status_code
-                if status < 400:
-                    return msgspec.json.decode(resp.content) if resp.content else None
                 if status == 404 and (ok_missing or (done_if_missing and attempt > 0)):
                     return None
                 error = error_from_response(status, resp.content)
@@ -139,6 +149,13 @@ class HttpSession:
                     raise error
             attempt += 1
             time.sleep(min(2.0, 0.05 * 2 ** min(attempt, 6)) * (0.5 + random.random() / 2))
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """:meth:`send`, then the decoded JSON answer (``None`` when empty)."""
+        resp = self.send(method, path, **kwargs)
+        if resp is None or not resp.content:
+            return None
+        return msgspec.json.decode(resp.content)
 
 
 def _seg(value: object) -> str:
