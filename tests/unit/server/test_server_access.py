@@ -183,6 +183,7 @@ def test_search_and_project_lists_never_show_unreadable_projects(world: World) -
     in_p = search(world.admin, {"projects": ["p"]})
     assert world.run_id in in_p and world.other_run_id not in in_p
     assert search(world.viewer, {}) == in_p
+    assert search(world.viewer, {"projects": []}) == in_p  # [] means every readable project
     assert search(world.viewer, {"projects": ["q"]}) == []  # invisible, not 403
     assert search(world.viewer, {"projects": ["p", "q"]}) == in_p
     assert search(world.stranger, {}) == []

@@ -15,7 +15,7 @@ def search(call: Call) -> Any:
     visible = readable_projects(call.principal)
     if visible is not None:
         # Not a 403: what the caller cannot read simply does not show up.
-        projects = sorted(visible if projects is None else set(projects) & visible)
+        projects = sorted(set(projects) & visible if projects else visible)  # [] means all, as in the store
         if not projects:
             return {"runs": [], "next_page_token": None}
     page = call.state.store.search_runs(projects, body.filter, body.order_by, body.max_results, body.page_token)
