@@ -8,6 +8,8 @@ Both servers run on SQLite on local disk with the same number of workers. Measur
 - batch logging: Conveyor ``log_batch`` with lists of 10,000 points against
   ``MlflowClient().log_batch`` with lists of 1,000 (MLflow's limit per call).
 - run creation: ``start_run`` + 10 params + 10 metrics + end, over HTTP.
+- read path: a page of 100 runs (search) and the history of one metric with
+  ``--history-points`` points, p50 and p99 of ``--reads`` calls each.
 
 Every stored row is counted in each server's database afterwards.
 
@@ -106,6 +108,18 @@ def mlflow_server(folder: Path, workers: int) -> Iterator[str]:
         yield url
 
 
+def latencies(call: Any, reads: int) -> dict[str, float]:
+    """p50 and p99 in milliseconds of ``reads`` calls (after one warm-up call)."""
+    call()
+    samples = []
+    for _ in range(reads):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    return {"p50": samples[len(samples) // 2], "p99": samples[min(len(samples) - 1, int(len(samples) * 0.99))]}
+
+
 # ----------------------------------------------------------------- Conveyor
 
 
@@ -117,7 +131,9 @@ def conveyor_client(url: str) -> Any:
     return cv
 
 
-def conveyor_measures(folder: Path, url: str, points: int, batch_points: int, runs: int) -> dict[str, Any]:
+def conveyor_measures(
+    folder: Path, url: str, points: int, batch_points: int, runs: int, history: int, reads: int
+) -> dict[str, Any]:
     cv = conveyor_client(url)
     db = folder / "conveyor.db"
     with cv.start_run(name="per-call"):
@@ -141,11 +157,19 @@ def conveyor_measures(folder: Path, url: str, points: int, batch_points: int, ru
             with cv.start_run(name=f"run-{i}"):
                 cv.log_params(PARAMS)
                 cv.log_metrics(metrics)
+    with cv.start_run(name="history") as hist:
+        for b in range(0, history, 10_000):
+            cv.log_batch([cv.MetricPoint("h", float(j), j, ts) for j in range(b, min(b + 10_000, history))])
+    client = cv.client()
+    page = latencies(lambda: client.store.search_runs(["bench"], max_results=100), reads)
+    hist_ms = latencies(lambda: client.store.get_metric_history(hist.id, "h"), reads)
+    assert len(client.store.get_metric_history(hist.id, "h")) == history
     cv.configure()  # flush and close
     stored_points = count_rows(db, "metrics")
-    assert stored_points == points + batch_points + runs * 10, f"Conveyor stored {stored_points} points"
-    assert count_rows(db, "runs") == runs + 3
+    assert stored_points == points + batch_points + runs * 10 + history, f"Conveyor stored {stored_points} points"
+    assert count_rows(db, "runs") == runs + 4
     return {
+        "page_ms": page, "history_ms": hist_ms,
         "call_rate": points / (looped - start), "sustained_rate": points / (stored - start),
         "batch_rate": batch_points / batch_clock.seconds, "runs_rate": runs / runs_clock.seconds,
     }
@@ -154,7 +178,9 @@ def conveyor_measures(folder: Path, url: str, points: int, batch_points: int, ru
 # ------------------------------------------------------------------- MLflow
 
 
-def mlflow_measures(folder: Path, url: str, points: int, batch_points: int, runs: int) -> dict[str, Any]:
+def mlflow_measures(
+    folder: Path, url: str, points: int, batch_points: int, runs: int, history: int, reads: int
+) -> dict[str, Any]:
     mlflow = quiet_mlflow()
     from mlflow import MlflowClient
     from mlflow.entities import Metric
@@ -180,9 +206,17 @@ def mlflow_measures(folder: Path, url: str, points: int, batch_points: int, runs
             with mlflow.start_run(run_name=f"run-{i}"):
                 mlflow.log_params(PARAMS)
                 mlflow.log_metrics(metrics)
+    with mlflow.start_run(run_name="history") as hist:
+        for b in range(0, history, 1000):
+            client.log_batch(hist.info.run_id, metrics=[Metric("h", float(j), ts, j) for j in range(b, min(b + 1000, history))])
+    experiment = mlflow.get_experiment_by_name("bench").experiment_id
+    page = latencies(lambda: client.search_runs([experiment], max_results=100), reads)
+    hist_ms = latencies(lambda: client.get_metric_history(hist.info.run_id, "h"), reads)
+    assert len(client.get_metric_history(hist.info.run_id, "h")) == history
     stored_points = count_rows(db, "metrics")
-    assert stored_points == points + batch_points + runs * 10, f"MLflow stored {stored_points} points"
+    assert stored_points == points + batch_points + runs * 10 + history, f"MLflow stored {stored_points} points"
     return {
+        "page_ms": page, "history_ms": hist_ms,
         "call_rate": points / call_clock.seconds, "batch_rate": batch_points / batch_clock.seconds,
         "runs_rate": runs / runs_clock.seconds,
     }
@@ -198,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mlflow-batch-points", type=int, default=50_000, help="MLflow log_batch points")
     parser.add_argument("--runs", type=int, default=500, help="Conveyor runs created")
     parser.add_argument("--mlflow-runs", type=int, default=50, help="MLflow runs created")
+    parser.add_argument("--history-points", type=int, default=100_000, help="points of the metric read back")
+    parser.add_argument("--reads", type=int, default=50, help="calls per read-path measure")
     parser.add_argument("--dir", help="where the temporary stores go")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
@@ -206,16 +242,18 @@ def main(argv: list[str] | None = None) -> int:
         args.points, args.mlflow_points = 100_000, 300
         args.batch_points, args.mlflow_batch_points = 100_000, 5_000
         args.runs, args.mlflow_runs = 50, 10
+        args.history_points, args.reads = 10_000, 10
 
     with scratch("home", args.dir) as home:
         os.environ["CONVEYOR_HOME"] = str(home)
         info = machine()
         print_machine(info)
         with scratch("cv-server", args.dir) as folder, conveyor_server(folder, args.workers) as url, Clock() as c:
-            cv = conveyor_measures(folder, url, args.points, args.batch_points, args.runs)
+            cv = conveyor_measures(folder, url, args.points, args.batch_points, args.runs, args.history_points, args.reads)
         print(f"  conveyor server measures  {c.seconds:6.1f} s", flush=True)
         with scratch("mlflow-server", args.dir) as folder, mlflow_server(folder, args.workers) as url, Clock() as c:
-            ml = mlflow_measures(folder, url, args.mlflow_points, args.mlflow_batch_points, args.mlflow_runs)
+            ml = mlflow_measures(folder, url, args.mlflow_points, args.mlflow_batch_points, args.mlflow_runs,
+                                 args.history_points, args.reads)
         print(f"  mlflow server measures    {c.seconds:6.1f} s", flush=True)
 
     rows = [
@@ -228,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         Row(f"run + 10 params + 10 metrics over HTTP ({args.runs} vs {args.mlflow_runs})", "runs/s",
             cv["runs_rate"], ml["runs_rate"], True, ">= 30x MLflow", cv["runs_rate"] >= 30 * ml["runs_rate"]),
     ]
+    for label, key in ((f"search: a page of 100 runs (of {args.runs + 4} vs {args.mlflow_runs + 4})", "page_ms"),
+                       (f"metric history of {args.history_points:,} points", "history_ms")):
+        for q in ("p50", "p99"):
+            rows.append(Row(f"{label}, {q}", "ms", cv[key][q], ml[key][q], False, "-", None))
     print()
     print_table(rows)
     if args.json:
