@@ -63,7 +63,9 @@ def _open_state(config: ServerConfig) -> ServerState:
         tmp_dir.mkdir(parents=True, exist_ok=True)
     else:
         tmp_dir = Path(tempfile.mkdtemp(prefix="conveyor-server-"))
-    return ServerState(config=config, store=store, content=content, tmp_dir=tmp_dir)
+    from conveyor.server.auth import local_principal
+
+    return ServerState(config=config, store=store, content=content, tmp_dir=tmp_dir, local=local_principal())
 
 
 def create_app(config: ServerConfig) -> Starlette:

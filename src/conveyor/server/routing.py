@@ -142,18 +142,20 @@ def make_route(endpoint: Endpoint) -> Route:
         try:
             if endpoint.access.kind == "public":
                 principal = anonymous()
+            elif not state.config.auth_required:
+                principal = state.local  # no database round trip when auth is off
             else:
                 principal = await run_in_threadpool(authenticate, state, request)
             call = Call(request, state, principal, dict(request.path_params), request.query_params)
             if endpoint.body is not None:
                 raw = await read_body(request, state.config.max_body)
                 call.body = decode_body(endpoint.body, raw)
-            await run_in_threadpool(authorize, call, endpoint.access)
             if endpoint.stream:
+                await run_in_threadpool(authorize, call, endpoint.access)
                 with acting_as(principal.name):
                     result = await endpoint.handler(call)
-            else:
-                result = await run_in_threadpool(_run_sync, endpoint.handler, call)
+            else:  # one worker-thread hop for the check and the work
+                result = await run_in_threadpool(_authorize_and_run, endpoint, call)
         except ConveyorError as exc:
             return conveyor_error(exc)
         except msgspec.ValidationError as exc:
@@ -169,6 +171,9 @@ def make_route(endpoint: Endpoint) -> Route:
     return route
 
 
-def _run_sync(handler: Handler, call: Call) -> Any:
+def _authorize_and_run(endpoint: Endpoint, call: Call) -> Any:
+    from conveyor.server.auth import authorize
+
+    authorize(call, endpoint.access)
     with acting_as(call.principal.name):
-        return handler(call)
+        return endpoint.handler(call)

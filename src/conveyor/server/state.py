@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.server.config import ServerConfig
+from conveyor.stores.metadata.governance import Principal
 
 _MAX_CACHED_RUNS = 200_000
 
@@ -25,6 +26,7 @@ class ServerState:
     store: Any
     content: Any
     tmp_dir: Path
+    local: Principal  # who callers are when auth is off
     _run_projects: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
