@@ -39,13 +39,13 @@ def test_the_example_trains_a_model_that_beats_the_mean(training) -> None:  # no
 
 
 def test_the_validate_step_stops_tainted_data(training, tmp_path: Path) -> None:  # noqa: ANN001
-    df = pd.read_csv(EXAMPLE.parents[1] / "data" / "bike_sharing_hourly.csv").head(500)
+    df = pd.read_csv(EXAMPLE.parents[1] / "data" / "bike_sharing_hourly.csv").head(1500)
     df.loc[3, "cnt"] = -5
     bad = tmp_path / "tainted.csv"
     df.to_csv(bad, index=False)
     run = training.run(path=str(bad), rounds=5, executor="inprocess")
     assert run["validate"].status is StepStatus.FAILED
-    assert "1 negative cnt values" in run["validate"].error
+    assert "cnt range: 1 values outside [0, 10000]" in run["validate"].error  # the suite's report
     assert run["train"].status is StepStatus.SKIPPED
 
 
@@ -62,3 +62,17 @@ def test_a_sweep_shares_upstream_steps_and_orders_by_rmse(training) -> None:  # 
     assert {r["train"].status for r in runs} == {StepStatus.SUCCEEDED}
     assert {r.params["lr"] for r in runs} == {0.05, 0.2}
     assert len(cv.search_runs(filter="tags.`conveyor.pipeline` = 'training'")) == 2
+
+
+def test_release_registers_the_trained_model_with_its_lineage(conveyor_home: Path) -> None:
+    release = load_pipeline(f"{EXAMPLE}:release")
+    run = release.run(rounds=30, executor="inprocess")
+    assert run.ok, run
+    version = run["register"].load()
+    mv = cv.models.get_version("bike-demand", version)
+    assert mv.flavour == "lightgbm" and mv.run_id == run["register"].run_id
+    model = cv.load_model(mv.uri)
+    valid = run["split_by_time"].load(1)
+    assert len(model.predict(valid.drop(columns=["timestamp", "cnt"]))) == len(valid)
+    graph = cv.models.lineage(mv.uri)
+    assert any(e["relation"] == "produced" for e in graph.edges)  # run -> model version

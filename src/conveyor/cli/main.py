@@ -12,7 +12,21 @@ from typing import Any
 import click
 
 from conveyor._version import __version__
-from conveyor.cli import artifacts, data, db, models, pipelines, projects, quickstart, runs
+from conveyor.cli import (
+    artifacts,
+    audit,
+    data,
+    db,
+    models,
+    pipelines,
+    projects,
+    quickstart,
+    runs,
+    serve,
+    server,
+    tokens,
+    users,
+)
 from conveyor.core.errors import ConveyorError
 
 
@@ -36,9 +50,14 @@ def cli() -> None:
     """Conveyor: the production line for ML models."""
 
 
-for group in (projects.group, runs.group, artifacts.group, data.group, models.group, pipelines.group, db.group):
+for group in (projects.group, runs.group, artifacts.group, data.group, models.group, pipelines.group, db.group,
+    users.group, tokens.group, audit.group,
+):
     cli.add_command(group)
 cli.add_command(quickstart.command)
+cli.add_command(server.command)
+cli.add_command(serve.serve_command)
+cli.add_command(serve.predict_command)
 
 
 def main() -> None:

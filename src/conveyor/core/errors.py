@@ -9,7 +9,10 @@ user code keeps working::
     ├── InvalidArgument (ValueError)           400 / exit 2
     │   ├── FilterSyntaxError                  400 / exit 2
     │   ├── UnsafePath                         400 / exit 2
-    │   └── ImmutableValue                     409 / exit 2
+    │   ├── ImmutableValue                     409 / exit 2
+    │   └── PayloadTooLarge                    413 / exit 2
+    ├── Unauthenticated (PermissionError)      401 / exit 8
+    ├── PermissionDenied (PermissionError)     403 / exit 8
     ├── NotFound (LookupError)                 404 / exit 3
     ├── AlreadyExists                          409 / exit 2
     ├── InvalidState                           409 / exit 2
@@ -30,6 +33,13 @@ from typing import Any
 
 class ConveyorWarning(UserWarning):
     """A warning raised by Conveyor; tests turn these into errors."""
+
+
+def error_body(code: str, message: str, field: str | None = None, **details: Any) -> dict[str, Any]:
+    """The JSON body of every Conveyor HTTP error: ``{"error": {"code", "message", "field", ...}}``."""
+    error: dict[str, Any] = {"code": code, "message": message, "field": field}
+    error.update(details)
+    return {"error": error}
 
 
 class ConveyorError(Exception):
@@ -83,6 +93,29 @@ class ImmutableValue(InvalidArgument):
 
     http_status = 409
     code = "IMMUTABLE"
+
+
+class PayloadTooLarge(InvalidArgument):
+    """A request body is bigger than the server accepts."""
+
+    http_status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class Unauthenticated(ConveyorError, PermissionError):
+    """No valid credentials: the token is missing, unknown, expired or revoked."""
+
+    http_status = 401
+    exit_code = 8
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(ConveyorError, PermissionError):
+    """The caller is known but lacks the role this needs."""
+
+    http_status = 403
+    exit_code = 8
+    code = "PERMISSION_DENIED"
 
 
 class NotFound(ConveyorError, LookupError):

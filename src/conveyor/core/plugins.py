@@ -33,10 +33,14 @@ BACKENDS: dict[str, dict[str, Backend]] = {
         "postgresql": Backend(
             "conveyor.stores.metadata.sql.store:SqlMetadataStore", "postgres", ("psycopg",)
         ),
+        "http": Backend("conveyor.stores.metadata.rest:RestMetadataStore", "server", ("httpx",)),
+        "https": Backend("conveyor.stores.metadata.rest:RestMetadataStore", "server", ("httpx",)),
     },
     "artifacts": {
         "file": Backend("conveyor.stores.artifacts.local:LocalBackend"),
         "s3": Backend("conveyor.stores.artifacts.s3:S3Backend", "s3", ("boto3",)),
+        "http": Backend("conveyor.stores.artifacts.http:HttpBackend", "server", ("httpx",)),
+        "https": Backend("conveyor.stores.artifacts.http:HttpBackend", "server", ("httpx",)),
     },
 }
 

@@ -18,10 +18,14 @@ from conveyor.core.errors import InvalidArgument
 #: Every environment variable Conveyor reads, with what it means.
 ENVIRONMENT: dict[str, str] = {
     "CONVEYOR_HOME": "Folder for the embedded store and artifacts (default ~/.conveyor).",
-    "CONVEYOR_URI": "Metadata store URI: sqlite:///path.db or postgresql://... "
-    "(default sqlite under CONVEYOR_HOME).",
-    "CONVEYOR_ARTIFACTS": "Artifact store URI: a folder, file:///path or s3://bucket/prefix "
-    "(default CONVEYOR_HOME/artifacts).",
+    "CONVEYOR_URI": "Metadata store URI: sqlite:///path.db, postgresql://... or a server, "
+    "http(s)://host:port (default sqlite under CONVEYOR_HOME).",
+    "CONVEYOR_ARTIFACTS": "Artifact store URI: a folder, file:///path, s3://bucket/prefix or a "
+    "server (default CONVEYOR_HOME/artifacts; the server itself when CONVEYOR_URI is http(s)).",
+    "CONVEYOR_TOKEN": "API token sent to a Conveyor server (conveyor tokens create).",
+    "CONVEYOR_HTTP_TIMEOUT": "Seconds before one request to a server times out (default 30).",
+    "CONVEYOR_HTTP_RETRY_SECONDS": "Seconds a client keeps retrying a request the server did "
+    "not answer (connection errors, 5xx) before it gives up (default 60).",
     "CONVEYOR_PROJECT": "Project used when none is set in code (default 'default').",
     "CONVEYOR_S3_ENDPOINT_URL": "Endpoint of an S3-compatible server (MinIO, moto, Ceph...).",
     "CONVEYOR_FLUSH_INTERVAL": "Seconds between background metric flushes (default 1.0).",
@@ -74,15 +78,21 @@ class Settings:
     heartbeat_timeout: float = 60.0
     system_metrics: bool = False
     system_metrics_interval: float = 10.0
+    token: str | None = field(default=None, repr=False)
+    http_timeout: float = 30.0
+    http_retry_seconds: float = 60.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> Settings:
         home = _default_home()
+        metadata_uri = os.environ.get("CONVEYOR_URI") or f"sqlite:///{home / 'conveyor.db'}"
+        served = metadata_uri.split("://", 1)[0].lower() in ("http", "https")
         return cls(
             home=home,
-            metadata_uri=os.environ.get("CONVEYOR_URI") or f"sqlite:///{home / 'conveyor.db'}",
-            artifacts_uri=os.environ.get("CONVEYOR_ARTIFACTS") or str(home / "artifacts"),
+            metadata_uri=metadata_uri,
+            artifacts_uri=os.environ.get("CONVEYOR_ARTIFACTS")
+            or (metadata_uri if served else str(home / "artifacts")),
             project=os.environ.get("CONVEYOR_PROJECT") or "default",
             s3_endpoint_url=os.environ.get("CONVEYOR_S3_ENDPOINT_URL")
             or os.environ.get("AWS_ENDPOINT_URL_S3")
@@ -93,6 +103,9 @@ class Settings:
             heartbeat_timeout=_float("CONVEYOR_HEARTBEAT_TIMEOUT", 60.0, 0.05),
             system_metrics=_flag("CONVEYOR_SYSTEM_METRICS"),
             system_metrics_interval=_float("CONVEYOR_SYSTEM_METRICS_INTERVAL", 10.0, 0.01),
+            token=os.environ.get("CONVEYOR_TOKEN") or None,
+            http_timeout=_float("CONVEYOR_HTTP_TIMEOUT", 30.0, 0.1),
+            http_retry_seconds=_float("CONVEYOR_HTTP_RETRY_SECONDS", 60.0, 0.0),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

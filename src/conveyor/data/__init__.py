@@ -56,4 +56,14 @@ __all__ = [
     "service",
     "validate",
     "validate_or_raise",
+    "validate_step",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The pipeline step loads the pipelines service only when asked for.
+    if name == "validate_step":
+        from conveyor.data.steps import validate_step
+
+        return validate_step
+    raise AttributeError(f"module 'conveyor.data' has no attribute {name!r}")

@@ -49,6 +49,24 @@ RESERVED = ("_request_id", "_ts", "_model", "_version", "_latency_ms", "_predict
 DAY = 86_400_000
 
 
+def _uniform(values: list[Any]) -> list[Any]:
+    """A column whose values have several types (a number here, text there) becomes text."""
+    kinds = {type(x) for x in values if x is not None}
+    if len(kinds) <= 1 or kinds <= {int, float}:
+        return values
+    return [None if x is None else str(x) for x in values]
+
+
+def _table(columns: dict[str, list[Any]]) -> Any:
+    """An Arrow table; a column with mixed types in one batch is kept as text, not lost."""
+    import pyarrow as pa
+
+    try:
+        return pa.Table.from_pydict(columns)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.Table.from_pydict({k: _uniform(vals) for k, vals in columns.items()})
+
+
 def _day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
@@ -84,8 +102,19 @@ class PredictionLog:
             for key in ("_request_id", "_ts"):
                 if key not in row:
                     raise InvalidArgument(f"prediction row {i} has no {key}", field=key)
-        table = self._table([{**r, "_model": model} for r in rows])
-        return self._write("predictions", model, table, min(int(r["_ts"]) for r in rows))
+        return self.append_columns(model, _merge([{k: [x] for k, x in r.items()} for r in rows]))
+
+    def append_columns(self, model: str, columns: dict[str, list[Any]]) -> str | None:
+        """Write one segment from equal-length columns (what the writer gathers)."""
+        v.check_name(model, "model")
+        for key in ("_request_id", "_ts"):
+            if key not in columns:
+                raise InvalidArgument(f"prediction rows have no {key} column", field=key)
+        n = len(columns["_ts"])
+        if n == 0:
+            return None
+        table = _table({**columns, "_model": [model] * n})
+        return self._write("predictions", model, table, int(min(columns["_ts"])))
 
     def add_feedback(self, model: str, labels: Iterable[tuple[str, Any] | tuple[str, Any, int]]) -> str | None:
         """Record ground-truth labels by request id (``(request_id, label[, ts_ms])``)."""
@@ -98,25 +127,8 @@ class PredictionLog:
             rows.append({"_request_id": item[0], "_label": item[1], "_ts": int(item[2]) if len(item) > 2 else now})
         if not rows:
             return None
-        return self._write("feedback", model, self._table(rows), min(r["_ts"] for r in rows))
-
-    def _table(self, rows: list[dict[str, Any]]) -> Any:
-        import pyarrow as pa
-
-        try:
-            return pa.Table.from_pylist(rows)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            pass
-        # A column with mixed types in one batch (a number here, text there): it is kept
-        # as text rather than losing the batch. Monitoring reports such a column as changed.
-        kinds: dict[str, set[type]] = {}
-        for row in rows:
-            for key, value in row.items():
-                if value is not None:
-                    kinds.setdefault(key, set()).add(type(value))
-        mixed = {k for k, types in kinds.items() if len(types) > 1}
-        fixed = [{k: (str(x) if k in mixed and x is not None else x) for k, x in r.items()} for r in rows]
-        return pa.Table.from_pylist(fixed)
+        table = _table(_merge([{k: [x] for k, x in r.items()} for r in rows]))
+        return self._write("feedback", model, table, min(r["_ts"] for r in rows))
 
     def _write(self, kind: str, model: str, table: Any, first_ms: int) -> str:
         import pyarrow.parquet as pq
@@ -187,6 +199,20 @@ class PredictionLog:
         return fb.drop_duplicates("_request_id", keep="last")[["_request_id", "_label"]]
 
 
+def _merge(parts: list[dict[str, list[Any]]]) -> dict[str, list[Any]]:
+    """Concatenate column batches; a column missing from a batch is null there."""
+    names: dict[str, None] = {}
+    for part in parts:
+        names.update(dict.fromkeys(part))
+    merged: dict[str, list[Any]] = {name: [] for name in names}
+    for part in parts:
+        n = len(next(iter(part.values()), []))
+        for name in names:
+            values = part.get(name)
+            merged[name].extend(values if values is not None else [None] * n)
+    return merged
+
+
 class PredictionLogWriter:
     """Buffers prediction rows and writes a segment per model every ``interval`` or ``max_rows``.
 
@@ -199,7 +225,7 @@ class PredictionLogWriter:
         self._log = log_
         self._interval = interval
         self._max_rows = max_rows
-        self._rows: dict[str, list[dict[str, Any]]] = {}
+        self._items: dict[str, list[Any]] = {}  # rows (dicts) and frames, per model
         self._count = 0
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -209,9 +235,15 @@ class PredictionLogWriter:
         self._thread.start()
 
     def add(self, model: str, row: dict[str, Any]) -> None:
+        """Buffer one prediction row (the reserved columns and the features)."""
+        self.add_columns(model, {k: [x] for k, x in row.items()})
+
+    def add_columns(self, model: str, columns: dict[str, list[Any]]) -> None:
+        """Buffer rows given as equal-length columns (what a serving batch produces)."""
+        rows = len(columns["_ts"]) if "_ts" in columns else len(next(iter(columns.values()), []))
         with self._lock:
-            self._rows.setdefault(model, []).append(row)
-            self._count += 1
+            self._items.setdefault(model, []).append(columns)
+            self._count += rows
             full = self._count >= self._max_rows
         if full:
             self._wake.set()
@@ -219,19 +251,19 @@ class PredictionLogWriter:
     def flush(self) -> None:
         with self._flush_lock:
             with self._lock:
-                batches, self._rows, self._count = self._rows, {}, 0
-            failed: dict[str, list[dict[str, Any]]] = {}
-            for model, rows in batches.items():
+                batches, self._items, self._count = self._items, {}, 0
+            failed: dict[str, list[Any]] = {}
+            for model, items in batches.items():
                 try:
-                    self._log.append(model, rows)
+                    self._log.append_columns(model, _merge(items))
                 except Exception as exc:  # keep them for the next attempt
-                    log.warning("could not write %d prediction rows for %s: %s", len(rows), model, exc)
-                    failed[model] = rows
+                    log.warning("could not write prediction rows for %s: %s", model, exc)
+                    failed[model] = items
             if failed:
                 with self._lock:
-                    for model, rows in failed.items():
-                        self._rows[model] = rows + self._rows.get(model, [])
-                        self._count += len(rows)
+                    for model, items in failed.items():
+                        self._items[model] = items + self._items.get(model, [])
+                        self._count += sum(len(next(iter(c.values()), [])) for c in items)
 
     def close(self) -> None:
         self._closed = True

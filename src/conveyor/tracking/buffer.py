@@ -5,7 +5,8 @@ A daemon thread flushes every ``interval`` seconds, or at once when
 ``max_points`` are waiting. ``flush()`` writes everything added before the call
 and returns only when it is stored: that is the acknowledgement. If the store
 fails, the points stay buffered (in order) for the next attempt and the error
-is raised by the next ``flush()``; nothing acknowledged is ever dropped.
+is raised by the next ``flush()``; nothing acknowledged is ever dropped. A failed
+batch is retried as it was, before newer points, so a store can recognise it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class MetricBuffer:
         self._interval = interval
         self._max_points = max_points
         self._points: list[PointRow] = []
+        self._retry: list[PointRow] = []  # a batch the store refused, sent again first
         self._lock = threading.Lock()  # guards _points
         self._flush_lock = threading.Lock()  # one flush at a time, in order
         self._wake = threading.Event()
@@ -53,7 +55,7 @@ class MetricBuffer:
             self._wake.set()
 
     def pending(self) -> int:
-        return len(self._points)
+        return len(self._retry) + len(self._points)
 
     def flush(self, final: Sink | None = None) -> None:
         """Write everything buffered so far; raise if the store refuses it.
@@ -95,17 +97,29 @@ class MetricBuffer:
 
     def _write(self, sink: Sink | None = None, *, raise_now: bool = False) -> None:
         with self._flush_lock:
-            with self._lock:
-                batch, self._points = self._points, []
-            if not batch and sink is None:
-                return
-            try:
-                (sink or self._sink)(batch)
-                self._error = None
-            except BaseException as exc:  # keep the points; report on the next flush()
+            for _ in range(2):  # the failed batch (if any), then what is buffered now
                 with self._lock:
-                    self._points[:0] = batch
-                if raise_now:
-                    raise
-                self._error = exc
-                log.warning("could not write %d metric points (kept for retry): %s", len(batch), exc)
+                    # A batch that failed goes again first, alone and unchanged, so a
+                    # store that deduplicates retries (the REST store) recognises it.
+                    retrying = bool(self._retry)
+                    if retrying:
+                        batch, self._retry = self._retry, []
+                    else:
+                        batch, self._points = self._points, []
+                # ``sink`` (ending a run) takes the fresh points, and is called even with none.
+                target = self._sink if retrying or sink is None else sink
+                if not batch and target is self._sink:
+                    return
+                try:
+                    target(batch)
+                    self._error = None
+                except BaseException as exc:  # keep the points; report on the next flush()
+                    with self._lock:
+                        self._retry = batch
+                    if raise_now:
+                        raise
+                    self._error = exc
+                    log.warning("could not write %d metric points (kept for retry): %s", len(batch), exc)
+                    return
+                if not retrying:
+                    return

@@ -38,9 +38,9 @@ def test_an_unknown_scheme_lists_the_known_ones() -> None:
         load_backend("metadata", "mysql")
     message = str(info.value)
     assert "'mysql'" in message
-    assert "known schemes: postgresql:, sqlite:" in message
+    assert "known schemes: http:, https:, postgresql:, sqlite:" in message
     assert info.value.field == "uri"
-    with pytest.raises(InvalidArgument, match="known schemes: file:, s3:"):
+    with pytest.raises(InvalidArgument, match="known schemes: file:, http:, https:, s3:"):
         load_backend("artifacts", "gs")
 
 

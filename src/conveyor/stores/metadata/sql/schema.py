@@ -319,3 +319,52 @@ gate_evaluations = Table(
     Column("at", BigInteger, nullable=False),
     Index(None, "model_id", "version"),
 )
+
+
+# ------------------------------------------------------------------ governance
+# Who may do what on the server (see ``governance.py``): users and service
+# accounts, their API tokens (only a SHA-256 of each token is kept), their role
+# per project, and the idempotency keys that make client retries safe.
+
+principals = Table(
+    "principals",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(250), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # "user" | "service"
+    Column("is_admin", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("principal_id", String(32), ForeignKey("principals.id"), nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index(None, "principal_id"),
+)
+
+project_roles = Table(
+    "project_roles",
+    metadata,
+    Column("principal_id", String(32), ForeignKey("principals.id"), nullable=False),
+    Column("project", String(250), nullable=False),
+    Column("role", String(16), nullable=False),  # "viewer" | "editor" | "owner"
+    PrimaryKeyConstraint("principal_id", "project"),
+    Index(None, "project"),
+)
+
+# A write retried after a lost response carries the same key: the key is inserted in
+# the write's own transaction, so the second attempt finds it and changes nothing.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("result", String(64), nullable=True),  # e.g. the id a create returned
+)

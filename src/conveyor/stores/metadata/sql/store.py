@@ -28,12 +28,14 @@ from conveyor.core.settings import current_user
 from conveyor.core.uris import safe_relpath
 from conveyor.stores.metadata.base import PointRow
 from conveyor.stores.metadata.sql import bulk, search
+from conveyor.stores.metadata.sql.audit import append_event
 from conveyor.stores.metadata.sql.datasets import SqlDatasetStore
 from conveyor.stores.metadata.sql.engine import make_engine, read_transaction, write_transaction
 from conveyor.stores.metadata.sql.migrate import _redact, ensure_schema
 from conveyor.stores.metadata.sql.registry import SqlRegistryStore
 from conveyor.stores.metadata.sql.schema import (
     artifacts,
+    idempotency_keys,
     latest_metrics,
     lineage_edges,
     metrics,
@@ -61,6 +63,18 @@ def _float(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+def _claim(conn: Connection, key: str, result: str | None = None) -> bool:
+    """Record ``key`` in this transaction; ``False`` when it was recorded before (a retry)."""
+    if not isinstance(key, str) or not 8 <= len(key) <= 64:
+        raise InvalidArgument("idempotency key must have 8 to 64 characters", field="idempotency_key")
+    inserted = conn.execute(
+        bulk.dialect_insert(conn)(idempotency_keys)
+        .values(key=key, created_at=now_ms(), result=result)
+        .on_conflict_do_nothing(index_elements=[idempotency_keys.c.key])
+    ).rowcount
+    return bool(inserted)
+
+
 class SqlMetadataStore:
     """Metadata on a relational database, chosen by URI (``sqlite:///…``, ``postgresql://…``)."""
 
@@ -73,9 +87,20 @@ class SqlMetadataStore:
             raise BackendUnavailable(f"cannot open {_redact(uri)}: {exc.orig}") from None
         self._run_pks: dict[str, int] = {}
         self._known_projects: dict[str, Any] = {}
+        self._pk_projects: dict[int, str] = {}
         self._pk_lock = threading.Lock()
         self.datasets = SqlDatasetStore(self._engine)
         self.registry = SqlRegistryStore(self._engine)
+        self._governance: Any = None
+
+    @property
+    def governance(self) -> Any:
+        """Users, tokens, roles and the audit trail (:class:`SqlGovernanceStore`)."""
+        if self._governance is None:
+            from conveyor.stores.metadata.sql.governance import SqlGovernanceStore
+
+            self._governance = SqlGovernanceStore(self._engine)
+        return self._governance
 
     @property
     def engine(self) -> Any:
@@ -102,12 +127,14 @@ class SqlMetadataStore:
         row = self._project_row(conn, name)
         if row is None:
             # Two processes may create the same project at once: the loser's insert is a no-op.
-            conn.execute(
+            created = conn.execute(
                 bulk.dialect_insert(conn)(projects)
                 .values(id=new_id(), name=name, description="", created_at=now_ms())
                 .on_conflict_do_nothing(index_elements=[projects.c.name])
-            )
+            ).rowcount
             row = self._project_row(conn, name)
+            if created:
+                append_event(conn, action="project.create", object_kind="project", object_id=row.id, project=name)
         return row
 
     def get_project(self, name: str) -> Project:
@@ -137,7 +164,9 @@ class SqlMetadataStore:
         env: Mapping[str, Any] | None = None,
         user: str = "",
         start_time: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Run:
+        """Create a RUNNING run; a retry with the same ``idempotency_key`` returns the first one."""
         v.check_name(project, "project")
         run_name = v.check_run_name(name) if name else friendly_name()
         tag_values = v.check_tags(tags or {})
@@ -146,32 +175,45 @@ class SqlMetadataStore:
         user = user or current_user()
         run_id = new_id()
         started = start_time if start_time is not None else now_ms()
+        earlier: str | None = None
         with write_transaction(self._engine) as conn:
-            # Projects are never deleted, so one seen committed can be trusted from memory.
-            project_row = self._known_projects.get(project) or self._ensure_project(conn, project)
-            if parent_id is not None:
-                self._pk(conn, parent_id, field="parent_id")
-            pk = conn.execute(
-                _INSERT_RUN,
-                {
-                    "id": run_id,
-                    "project_id": project_row.id,
-                    "name": run_name,
-                    "status": RunStatus.RUNNING.value,
-                    "start_time": started,
-                    "end_time": None,
-                    "parent_id": parent_id,
-                    "user": user,
-                    "heartbeat_at": started,
-                    "env": dict(env or {}),
-                },
-            ).scalar_one()
-            if tag_values:
-                conn.execute(
-                    _INSERT_TAGS, [{"run_pk": pk, "key": k, "value": val} for k, val in tag_values.items()]
+            if idempotency_key is not None and not _claim(conn, idempotency_key, run_id):
+                earlier = conn.execute(
+                    select(idempotency_keys.c.result).where(idempotency_keys.c.key == idempotency_key)
+                ).scalar()
+            else:
+                # Projects are never deleted, so one seen committed can be trusted from memory.
+                project_row = self._known_projects.get(project) or self._ensure_project(conn, project)
+                if parent_id is not None:
+                    self._pk(conn, parent_id, field="parent_id")
+                pk = conn.execute(
+                    _INSERT_RUN,
+                    {
+                        "id": run_id,
+                        "project_id": project_row.id,
+                        "name": run_name,
+                        "status": RunStatus.RUNNING.value,
+                        "start_time": started,
+                        "end_time": None,
+                        "parent_id": parent_id,
+                        "user": user,
+                        "heartbeat_at": started,
+                        "env": dict(env or {}),
+                    },
+                ).scalar_one()
+                if tag_values:
+                    conn.execute(
+                        _INSERT_TAGS, [{"run_pk": pk, "key": k, "value": val} for k, val in tag_values.items()]
+                    )
+                append_event(
+                    conn, action="run.create", object_kind="run", object_id=run_id, project=project,
+                    after={"name": run_name, "parent_id": parent_id, "user": user, "tags": tag_values},
                 )
+        if earlier is not None:  # a retry of a create that already happened
+            return self.get_run(earlier, with_artifacts=False)
         with self._pk_lock:
             self._run_pks[run_id] = pk
+            self._pk_projects[pk] = project
             self._known_projects[project] = project_row
         # Everything is known: build the entity instead of reading it back.
         return Run(
@@ -191,6 +233,36 @@ class SqlMetadataStore:
         with self._pk_lock:
             self._run_pks[run_id] = pk
         return pk
+
+    def _project_of(self, conn: Connection, pk: int) -> str:
+        """The project of run ``pk`` (what audit events record); a run never moves, so it is remembered."""
+        name = self._pk_projects.get(pk)
+        if name is None:
+            name = str(conn.execute(
+                select(projects.c.name).select_from(search.RUNS_WITH_PROJECT).where(runs.c.pk == pk)
+            ).scalar_one())
+            with self._pk_lock:
+                self._pk_projects[pk] = name
+        return name
+
+    def run_projects(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The project of each existing run in ``run_ids`` (unknown ids are left out)."""
+        ids = [check_id(r) for r in set(run_ids)]
+        with read_transaction(self._engine) as conn:
+            rows = conn.execute(
+                select(runs.c.id, projects.c.name).select_from(search.RUNS_WITH_PROJECT).where(runs.c.id.in_(ids))
+            ).all()
+        return {r[0]: r[1] for r in rows}
+
+    def digest_projects(self, digest: str) -> set[str]:
+        """The projects with a run that recorded a file of content ``digest``."""
+        with read_transaction(self._engine) as conn:
+            rows = conn.execute(
+                select(projects.c.name).distinct()
+                .select_from(artifacts.join(runs, runs.c.pk == artifacts.c.run_pk).join(projects, runs.c.project_id == projects.c.id))
+                .where(artifacts.c.digest == digest)
+            ).scalars()
+            return set(rows)
 
     def get_run(self, run_id: str, *, with_artifacts: bool = True) -> Run:
         check_id(run_id)
@@ -257,6 +329,12 @@ class SqlMetadataStore:
             conn.execute(_RESUME, {"b_pk": pk, "status": status.value, "end_time": None, "heartbeat_at": now_ms()})
         elif current is not status:
             conn.execute(_END, {"b_pk": pk, "status": status.value, "end_time": end_time or now_ms()})
+        else:
+            return  # already there: nothing changed, nothing to audit
+        append_event(
+            conn, action="run.status", object_kind="run", object_id=run_id,
+            project=self._project_of(conn, pk), before={"status": current.value}, after={"status": status.value},
+        )
 
     def set_run_status(self, run_id: str, status: RunStatus, end_time: int | None = None) -> Run:
         status = RunStatus.parse(status)
@@ -270,15 +348,18 @@ class SqlMetadataStore:
         status: RunStatus,
         end_time: int | None = None,
         points: Sequence[PointRow] = (),
+        *,
+        idempotency_key: str | None = None,
     ) -> None:
         """Write the last metric points and end the run, in one transaction.
 
         The tracking client ends every run this way: one commit instead of two,
-        and no read-back nobody looks at.
+        and no read-back nobody looks at. Sent again with the same
+        ``idempotency_key``, the points are not written twice.
         """
         status = RunStatus.parse(status)
         with write_transaction(self._engine) as conn:
-            if points:
+            if points and (idempotency_key is None or _claim(conn, idempotency_key)):
                 self._insert_points(conn, points)
             self._transition(conn, run_id, status, end_time)
 
@@ -307,11 +388,22 @@ class SqlMetadataStore:
             conn.execute(
                 update(runs).where(stale).values(status=RunStatus.KILLED.value, end_time=last_sign)
             )
+            for run_id in ids:
+                append_event(
+                    conn, action="run.reap", object_kind="run", object_id=run_id,
+                    before={"status": "RUNNING"}, after={"status": "KILLED"},
+                )
         return ids
 
     def delete_run(self, run_id: str) -> None:
         with write_transaction(self._engine) as conn:
             pk = self._pk(conn, run_id)
+            before = conn.execute(select(runs.c.name, runs.c.status).where(runs.c.pk == pk)).first()
+            append_event(
+                conn, action="run.delete", object_kind="run", object_id=run_id,
+                project=self._project_of(conn, pk),
+                before={"name": before.name, "status": before.status} if before else None,
+            )
             for table in (metrics, latest_metrics, params, tags, artifacts):
                 conn.execute(delete(table).where(table.c.run_pk == pk))
             conn.execute(
@@ -323,6 +415,7 @@ class SqlMetadataStore:
             conn.execute(delete(runs).where(runs.c.pk == pk))
         with self._pk_lock:
             self._run_pks.pop(run_id, None)
+            self._pk_projects.pop(pk, None)  # SQLite may hand this pk to a later run
 
     # ------------------------------------------------------ params, tags, metrics
 
@@ -343,6 +436,10 @@ class SqlMetadataStore:
             new = [{"run_pk": pk, "key": k, "value": val} for k, val in values.items() if k not in existing]
             if new:
                 conn.execute(_INSERT_PARAMS, new)
+                append_event(
+                    conn, action="run.params", object_kind="run", object_id=run_id,
+                    project=self._project_of(conn, pk), after={r["key"]: r["value"] for r in new},
+                )
 
     def set_tags(self, run_id: str, tags_: Mapping[str, Any]) -> None:
         values = v.check_tags(tags_)
@@ -350,21 +447,43 @@ class SqlMetadataStore:
             return
         with write_transaction(self._engine) as conn:
             pk = self._pk(conn, run_id)
+            before = dict(
+                conn.execute(
+                    select(tags.c.key, tags.c.value).where(tags.c.run_pk == pk, tags.c.key.in_(list(values)))
+                ).all()
+            )
             conn.execute(delete(tags).where(tags.c.run_pk == pk, tags.c.key.in_(list(values))))
             conn.execute(insert(tags), [{"run_pk": pk, "key": k, "value": val} for k, val in values.items()])
+            if before != values:
+                append_event(
+                    conn, action="run.tags", object_kind="run", object_id=run_id,
+                    project=self._project_of(conn, pk), before=before, after=values,
+                )
 
     def delete_tag(self, run_id: str, key: str) -> None:
         with write_transaction(self._engine) as conn:
             pk = self._pk(conn, run_id)
+            old = conn.execute(select(tags.c.value).where(tags.c.run_pk == pk, tags.c.key == key)).scalar()
             deleted = conn.execute(delete(tags).where(tags.c.run_pk == pk, tags.c.key == key)).rowcount
+            if deleted:
+                append_event(
+                    conn, action="run.tag_delete", object_kind="run", object_id=run_id,
+                    project=self._project_of(conn, pk), before={key: old},
+                )
         if not deleted:
             raise NotFound(f"run {run_id} has no tag {key!r}", field="key")
 
-    def log_metric_points(self, points: Sequence[PointRow]) -> None:
-        """Write a batch of (run_id, key, value, step, timestamp) in one transaction."""
+    def log_metric_points(self, points: Sequence[PointRow], *, idempotency_key: str | None = None) -> None:
+        """Write a batch of (run_id, key, value, step, timestamp) in one transaction.
+
+        Metric points are not audit events (the hot path stays one bulk insert). A
+        batch sent again with the same ``idempotency_key`` is not written twice.
+        """
         if not points:
             return
         with write_transaction(self._engine) as conn:
+            if idempotency_key is not None and not _claim(conn, idempotency_key):
+                return  # a retry of a batch that was written: not twice
             self._insert_points(conn, points)
 
     def _insert_points(self, conn: Connection, points: Sequence[PointRow]) -> None:
@@ -399,6 +518,12 @@ class SqlMetadataStore:
             conn.execute(
                 insert(artifacts),
                 [{"run_pk": pk, "path": p, "digest": f.digest, "size": f.size} for p, f in checked.items()],
+            )
+            paths = sorted(checked)
+            append_event(
+                conn, action="run.artifacts", object_kind="run", object_id=run_id,
+                project=self._project_of(conn, pk),
+                after={"files": len(paths), "paths": paths[:100]},
             )
 
     def list_artifacts(self, run_id: str, prefix: str | None = None) -> list[ArtifactFile]:
@@ -452,6 +577,10 @@ class SqlMetadataStore:
         try:
             with write_transaction(self._engine) as conn:
                 conn.execute(insert(lineage_edges).values(**row))
+                append_event(
+                    conn, action="lineage.add", object_kind=src[0], object_id=src[1],
+                    after={"dst": list(dst), "relation": relation},
+                )
         except IntegrityError:
             pass  # the edge exists already: recording it again is a no-op
 

@@ -1,0 +1,168 @@
+"""Serving, Conveyor against ``mlflow models serve``, side by side in one run.
+
+The same scikit-learn LogisticRegression (20 features) is logged to both tools
+and served with one worker each; the same load generator (``_load.py``, its own
+process) sends the same ``/invocations`` body (``dataframe_split``) to both:
+single rows at concurrency 1, 16 and 64, then 100-row and 1,000-row requests at
+concurrency 16. Conveyor is also measured with prediction logging off, to show
+what logging costs.
+
+    .venv-bench/bin/python benchmarks/serving.py              # 20 s per measure, ~8 min
+    .venv-bench/bin/python benchmarks/serving.py --quick      # 5 s per measure
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _common import machine, quiet_mlflow
+
+HERE = Path(__file__).resolve().parent
+FEATURES = [f"f{i}" for i in range(20)]
+
+
+def train() -> tuple[Any, Any]:
+    import pandas as pd
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = make_classification(n_samples=5000, n_features=20, random_state=0)
+    frame = pd.DataFrame(x, columns=FEATURES)
+    return LogisticRegression(max_iter=500).fit(frame, y), frame
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited: {proc.stdout.read().decode()[-2000:] if proc.stdout else ''}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{url} did not become ready")
+
+
+def start_conveyor(home: Path, model: Any, frame: Any, port: int, log: bool) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CONVEYOR_HOME": str(home)}
+    setup = (
+        "import pickle, sys, conveyor as cv\n"
+        "model, frame = pickle.load(open(sys.argv[1], 'rb'))\n"
+        "cv.set_project('bench')\n"
+        "with cv.start_run():\n"
+        "    cv.log_model(model, name='clf', input_example=frame.head(5))\n"
+        "cv.models.set_alias('clf', 'champion', version=1)\n"
+    )
+    import pickle
+
+    blob = home / "model.pkl"
+    home.mkdir(parents=True, exist_ok=True)
+    blob.write_bytes(pickle.dumps((model, frame)))
+    if not (home / "conveyor.db").exists():
+        subprocess.run([sys.executable, "-c", setup, str(blob)], env=env, check=True)
+    args = [sys.executable, "-m", "conveyor.cli.main", "serve", "models:/clf@champion", "--port", str(port),
+            "--project", "bench", "--max-batch-size", "256"]
+    if not log:
+        args.append("--no-log")
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wait_ready(f"http://127.0.0.1:{port}/ready", proc)
+    return proc
+
+
+def start_mlflow(root: Path, model: Any, port: int) -> subprocess.Popen[bytes]:
+    mlflow = quiet_mlflow()
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(model, name="model")
+    # MLflow starts ``uvicorn`` by name: the virtualenv's bin folder must be on PATH.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
+    proc = subprocess.Popen([mlflow_bin, "models", "serve", "-m", info.model_uri, "-p", str(port), "-h", "127.0.0.1",
+                             "--env-manager", "local", "-w", "1"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    wait_ready(f"http://127.0.0.1:{port}/ping", proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def load(url: str, body: Path, concurrency: int, duration: float) -> dict[str, float]:
+    out = subprocess.run([sys.executable, str(HERE / "_load.py"), url, str(body), "--concurrency", str(concurrency),
+                          "--duration", str(duration)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="5 s per measure instead of 20")
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args()
+    duration = 5.0 if args.quick else 20.0
+    info = machine()
+    print(f"{info['date']}  {info['cpus']} CPUs ({info['cpu_model']})  Python {info['python']}  "
+          f"mlflow {info['mlflow']}  load {info['load_average_1m']}")
+    model, frame = train()
+    measures = [("1 row, concurrency 1", 1, 1), ("1 row, concurrency 16", 1, 16), ("1 row, concurrency 64", 1, 64),
+                ("100 rows, concurrency 16", 100, 16), ("1,000 rows, concurrency 16", 1000, 16)]
+    results: dict[str, Any] = {"machine": info, "command": " ".join(sys.argv), "duration_s": duration, "rows": {}}
+    with tempfile.TemporaryDirectory(prefix="conveyor-bench-serving-") as tmp:
+        folder = Path(tmp)
+        bodies = {}
+        for rows in {m[1] for m in measures}:
+            body = folder / f"body-{rows}.json"
+            body.write_text(json.dumps({"dataframe_split": {"columns": FEATURES,
+                                                            "data": frame.head(rows).values.tolist()}}))
+            bodies[rows] = body
+        servers = {
+            "conveyor": lambda: start_conveyor(folder / "cv", model, frame, 18081, log=True),
+            "conveyor (no log)": lambda: start_conveyor(folder / "cv", model, frame, 18082, log=False),
+            "mlflow": lambda: start_mlflow(folder, model, 18083),
+        }
+        ports = {"conveyor": 18081, "conveyor (no log)": 18082, "mlflow": 18083}
+        for tool, start in servers.items():
+            proc = start()
+            try:
+                for label, rows, conc in measures:
+                    if tool == "conveyor (no log)" and rows != 1:
+                        continue
+                    got = load(f"http://127.0.0.1:{ports[tool]}/invocations", bodies[rows], conc, duration)
+                    results["rows"].setdefault(label, {})[tool] = got
+                    print(f"  {tool:<18} {label:<28} {got['rps']:>9,.0f} req/s  p50 {got['p50_ms']:7.2f} ms  "
+                          f"p99 {got['p99_ms']:7.2f} ms  errors {got['errors']}", flush=True)
+            finally:
+                stop(proc)
+    print()
+    print(f"{'measure':<28}{'Conveyor req/s':>16}{'MLflow req/s':>14}{'speed-up':>10}{'rows/s (Conveyor)':>20}"
+          f"{'p99 Conveyor':>14}{'p99 MLflow':>12}")
+    for label, rows, _ in measures:
+        cv_, ml = results["rows"][label]["conveyor"], results["rows"][label]["mlflow"]
+        print(f"{label:<28}{cv_['rps']:>16,.0f}{ml['rps']:>14,.0f}{cv_['rps'] / ml['rps']:>9.1f}x"
+              f"{cv_['rps'] * rows:>20,.0f}{cv_['p99_ms']:>12.1f}ms{ml['p99_ms']:>10.1f}ms")
+    on = results["rows"]["1 row, concurrency 16"]
+    cost = 1 - on["conveyor"]["rps"] / on["conveyor (no log)"]["rps"]
+    print(f"prediction logging costs {cost:.1%} of throughput at concurrency 16 (goal < 10%)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

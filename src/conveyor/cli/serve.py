@@ -1,0 +1,61 @@
+"""``conveyor serve`` and ``conveyor predict``: the prediction service and batch scoring."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+@click.command("serve")
+@click.argument("model_uri")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--project", default=None, help="Project of the model (default: the current one).")
+@click.option("--canary", default=None, help="A model URI that answers --canary-weight of the requests.")
+@click.option("--canary-weight", default=0.0, show_default=True, type=float)
+@click.option("--shadow", default=None, help="A model URI that gets a copy of each request (answers only logged).")
+@click.option("--max-batch-size", default=64, show_default=True, type=int)
+@click.option("--max-wait-ms", default=0.0, show_default=True, type=float)
+@click.option("--max-rows", default=10_000, show_default=True, type=int, help="Rows per request.")
+@click.option("--rate-limit", default=0.0, show_default=True, type=float, help="Requests/s per client; 0: off.")
+@click.option("--timeout", default=10.0, show_default=True, type=float, help="Seconds a request may wait.")
+@click.option("--no-log", is_flag=True, help="Do not write the prediction log.")
+@click.option("--poll", default=5.0, show_default=True, type=float, help="Seconds between alias checks.")
+def serve_command(model_uri: str, host: str, port: int, workers: int, project: str | None, canary: str | None,
+                  canary_weight: float, shadow: str | None, max_batch_size: int, max_wait_ms: float,
+                  max_rows: int, rate_limit: float, timeout: float, no_log: bool, poll: float) -> None:
+    """Serve MODEL_URI (models:/NAME@ALIAS follows the alias) over HTTP."""
+    import uvicorn
+
+    from conveyor.registry.service import parse_model_uri
+    from conveyor.serving.config import CONFIG_ENV, ServeConfig
+    from conveyor.tracking import fluent
+
+    parse_model_uri(model_uri)
+    config = ServeConfig(
+        model=model_uri, canary=canary, canary_weight=canary_weight, shadow=shadow,
+        project=project or fluent.get_project(), max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
+        max_rows=max_rows, rate_limit=rate_limit, timeout=timeout, log_predictions=not no_log, poll=poll,
+    )
+    os.environ[CONFIG_ENV] = config.to_json()  # each worker process builds its app from it
+    click.echo(f"serving {model_uri} on http://{host}:{port} ({workers} worker(s))", err=True)
+    uvicorn.run("conveyor.serving.app:from_environment", factory=True, host=host, port=port,
+                workers=workers, log_level="warning", access_log=False)
+
+
+@click.command("predict")
+@click.argument("model_uri")
+@click.option("--input", "src", required=True, type=click.Path(dir_okay=False), help="A .parquet or .csv file.")
+@click.option("--output", "dest", required=True, type=click.Path(dir_okay=False), help="The .parquet file to write.")
+@click.option("--chunk-rows", default=100_000, show_default=True, type=int)
+@click.option("--project", default=None)
+def predict_command(model_uri: str, src: str, dest: str, chunk_rows: int, project: str | None) -> None:
+    """Score a file with MODEL_URI, chunk by chunk, into a Parquet file."""
+    import conveyor as cv
+    from conveyor.serving.batch import score_file
+
+    model = cv.models.registry(project).load(model_uri)
+    rows = score_file(model, src, dest, chunk_rows=chunk_rows)
+    click.echo(f"{rows:,} rows scored by {model.metadata.get('uri', model_uri)} into {dest}")

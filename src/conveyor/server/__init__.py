@@ -1,0 +1,1 @@
+"""The tracking server: a thin HTTP layer (Starlette) over the metadata and artifact stores."""

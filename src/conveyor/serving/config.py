@@ -1,0 +1,73 @@
+"""What a serving process serves and how: one value object, built by the CLI or by code."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from conveyor.core.errors import InvalidArgument
+
+#: How ``conveyor serve`` hands its configuration to each worker process.
+CONFIG_ENV = "CONVEYOR_SERVE_CONFIG"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Settings of ``conveyor serve``.
+
+    Attributes:
+        model: the model URI to serve, ``models:/NAME@champion`` (followed) or ``models:/NAME/3``.
+        canary: a second model URI that answers ``canary_weight`` of the requests.
+        shadow: a model URI that receives a copy of every request; its answers are only logged.
+        max_batch_size: rows per model call when concurrent requests are grouped.
+        max_wait_ms: extra wait for more rows before a model call (0: none; batches still form under load).
+        max_queue_rows: rows allowed to wait for the model before requests get 503.
+        max_rows: rows per request (413 beyond).
+        max_body_bytes: request body size (413 beyond).
+        timeout: seconds a request may wait for its prediction (503 beyond).
+        rate_limit: requests per second per client (token or address); 0 turns it off.
+        log_predictions: append requests and responses to the prediction log.
+        poll: seconds between checks of the followed alias.
+    """
+
+    model: str
+    canary: str | None = None
+    canary_weight: float = 0.0
+    shadow: str | None = None
+    project: str | None = None
+    max_batch_size: int = 64
+    max_wait_ms: float = 0.0
+    max_queue_rows: int = 4096
+    max_rows: int = 10_000
+    max_body_bytes: int = 32 * 1024 * 1024
+    timeout: float = 10.0
+    rate_limit: float = 0.0
+    rate_burst: float | None = None
+    log_predictions: bool = True
+    poll: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.canary_weight <= 1.0:
+            raise InvalidArgument("canary weight must be between 0 and 1", field="canary_weight")
+        if self.canary_weight and not self.canary:
+            raise InvalidArgument("a canary weight needs a canary model (--canary)", field="canary")
+        if self.canary and self.shadow:
+            raise InvalidArgument("serve a canary or a shadow, not both", field="shadow")
+        for name in ("max_batch_size", "max_queue_rows", "max_rows", "max_body_bytes"):
+            if getattr(self, name) < 1:
+                raise InvalidArgument(f"{name} must be at least 1", field=name)
+        for name in ("max_wait_ms", "rate_limit", "poll"):
+            if getattr(self, name) < 0:
+                raise InvalidArgument(f"{name} must not be negative", field=name)
+        if self.timeout <= 0:
+            raise InvalidArgument("timeout must be positive", field="timeout")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeConfig:
+        data: dict[str, Any] = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

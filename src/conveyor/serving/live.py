@@ -1,0 +1,97 @@
+"""The model version a deployment serves now, following its alias.
+
+A :class:`LiveModel` resolves ``models:/NAME@champion`` (or a fixed version),
+loads it (hashes verified before anything is unpickled), and, when it follows
+an alias, checks the registry every ``poll`` seconds. When the alias has moved
+(a promotion or a rollback) the new version is loaded on a background thread
+and swapped in with one assignment: requests already running finish on the
+version they started with, new ones get the new version, none fail.
+
+A version that cannot be loaded (files missing or tampered, flavour not
+installed) is refused with a log line, and the previous version keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from conveyor.registry.service import ModelRegistry, parse_model_uri
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One loaded version: what a request predicts with from start to end."""
+
+    name: str
+    version: int
+    model: Any  # registry LoadedModel: .predict(df), .signature, .metadata
+    run_id: str | None
+    info: dict[str, Any]
+
+
+class LiveModel:
+    def __init__(self, registry: ModelRegistry, uri: str, *, poll: float = 5.0) -> None:
+        self.registry = registry
+        self.uri = uri
+        self.name, ref = parse_model_uri(uri)
+        self.follows = None if ref.isdigit() else ref  # an alias or "latest"
+        self.poll = poll
+        self.current: Loaded | None = None
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self.current is not None
+
+    def refresh(self) -> bool:
+        """Load the version the URI points to now, if it changed; True when swapped."""
+        with self._lock:
+            try:
+                mv = self.registry.resolve(self.uri)
+            except Exception as exc:
+                self._failed(f"cannot resolve {self.uri}: {exc}")
+                return False
+            if self.current is not None and self.current.version == mv.version:
+                return False
+            try:
+                model = self.registry.load(mv)
+            except Exception as exc:  # tampered, missing, flavour not installed
+                self._failed(f"{mv.uri} was not loaded: {exc}")
+                return False
+            previous = self.current
+            self.current = Loaded(mv.name, mv.version, model, mv.run_id, dict(mv.info))
+            self.last_error = None
+        if previous is not None:
+            log.warning("%s now serves version %d (was %d)", self.uri, mv.version, previous.version)
+        return True
+
+    def _failed(self, message: str) -> None:
+        if message == self.last_error:
+            return  # said once per problem, not once per poll
+        self.last_error = message
+        keeping = f"; still serving version {self.current.version}" if self.current else ""
+        log.error("%s%s", message, keeping)
+
+    def follow(self) -> None:
+        """Check the alias every ``poll`` seconds on a daemon thread (no-op for a fixed version)."""
+        if self.follows is None or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._loop, name=f"conveyor-follow-{self.name}", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll):
+            self.refresh()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

@@ -1,0 +1,195 @@
+"""A served model version and the micro-batcher in front of it; how requests pick one.
+
+The primary variant answers every request unless a canary takes its share: a
+request goes to the canary when a hash of its client key (``X-Client-Key``, else
+the request id) falls under the canary weight, so one client keeps seeing the
+same version. A shadow variant gets a copy of the request after the answer has
+been sent; what it says is logged, never returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from conveyor.core.ids import now_ms
+from conveyor.registry.signature import SignatureMismatch
+from conveyor.serving.batching import MicroBatcher
+from conveyor.serving.frames import fast_frame
+from conveyor.serving.inputs import Batchable
+from conveyor.serving.live import LiveModel, Loaded
+
+
+@dataclass
+class Job:
+    """One request waiting for the model: its rows and what its log rows need."""
+
+    rows: Batchable
+    request_id: str
+    arrived: float  # time.perf_counter() when the request came in
+
+    @property
+    def count(self) -> int:
+        return self.rows.rows
+
+
+def _assemble(parts: list[Any]) -> Any:
+    if len(parts) == 1:
+        return parts[0]
+    if hasattr(parts[0], "columns"):
+        import pandas as pd
+
+        return pd.concat(parts, ignore_index=True, copy=False)
+    import numpy as np
+
+    return np.concatenate(parts)
+
+
+def _split(output: Any, sizes: list[int]) -> list[Any]:
+    out, start = [], 0
+    for size in sizes:
+        part = output.iloc[start : start + size] if hasattr(output, "iloc") else output[start : start + size]
+        out.append(part)
+        start += size
+    return out
+
+
+LogSink = Callable[[str, Any], None]  # (role, DataFrame of log rows)
+
+
+class Variant:
+    """One model URI being served: its live version and its batcher.
+
+    Everything heavy happens on the model thread, once per batch: building the
+    input frame, checking it against the signature, predicting, and preparing
+    the prediction log rows. The event loop only parses JSON and waits.
+    """
+
+    def __init__(self, role: str, live: LiveModel, *, max_batch_size: int, max_wait_ms: float,
+                 max_queue_rows: int, on_batch: Callable[[int, float], None] | None = None,
+                 log: LogSink | None = None) -> None:
+        self.role = role  # primary | canary | shadow
+        self.live = live
+        self._log = log
+        self.batcher = MicroBatcher(self._predict, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
+                                    max_queue=max_queue_rows, on_batch=on_batch, size=lambda job: job.count)
+
+    @property
+    def loaded(self) -> Loaded | None:
+        return self.live.current
+
+    def _predict(self, jobs: list[Job]) -> list[Any]:
+        """Runs on the model thread: one call for the whole batch, split back per request.
+
+        Returns, per job, ``(version, output)`` or the exception that job must raise.
+        """
+        loaded = self.live.current
+        assert loaded is not None
+        signature = loaded.model.signature
+        results: list[Any] = [None] * len(jobs)
+        frame = fast_frame([j.rows for j in jobs], signature)
+        if frame is not None:
+            good = list(range(len(jobs)))
+        else:  # the careful way, request by request, so each gets its own report
+            parts, good = [], []
+            for i, job in enumerate(jobs):
+                try:
+                    parts.append(self._checked(job.rows, signature))
+                    good.append(i)
+                except SignatureMismatch as exc:
+                    results[i] = exc
+            if not parts:
+                return results
+            frame = _assemble(parts)
+        output = loaded.model.predict(frame)
+        sizes = [jobs[i].count for i in good]
+        for i, part in zip(good, _split(output, sizes), strict=True):
+            results[i] = (loaded.version, part)
+        if self._log is not None:
+            self._log(self.role, self._log_rows(output, [jobs[i] for i in good], loaded.version))
+        return results
+
+    @staticmethod
+    def _checked(rows: Batchable, signature: Any) -> Any:
+        data = rows.array if rows.array is not None else rows.frame()
+        if signature is not None:
+            if hasattr(data, "columns"):
+                data = conform(data, signature)
+            signature.validate(data)
+        return data
+
+    def _log_rows(self, output: Any, jobs: list[Job], version: int) -> dict[str, list[Any]]:
+        """Log rows as columns straight from the request JSON: no DataFrame on this path."""
+        import numpy as np
+
+        now = time.perf_counter()
+        columns: dict[str, list[Any]] = {}
+        ids: list[str] = []
+        latency: list[float] = []
+        filled = 0
+        for job in jobs:
+            rows, n = job.rows, job.count
+            if rows.records is not None:
+                for i, record in enumerate(rows.records):
+                    position = filled + i
+                    for key, value in record.items():
+                        column = columns.get(key)
+                        if column is None:  # first seen here: null in the rows before
+                            column = columns[key] = [None] * position
+                        column.append(value)
+                    for column in columns.values():
+                        if len(column) == position:  # this record lacks that key
+                            column.append(None)
+            elif rows.columns is not None and rows.data is not None:
+                for c, name in enumerate(rows.columns):
+                    columns.setdefault(name, [None] * filled).extend(row[c] for row in rows.data)
+                for values in columns.values():
+                    values.extend([None] * (filled + n - len(values)))
+            else:
+                for values in columns.values():
+                    values.extend([None] * n)
+            filled += n
+            ids.extend([job.request_id] if n == 1 else [f"{job.request_id}:{k}" for k in range(n)])
+            latency.extend([(now - job.arrived) * 1000] * n)
+        if hasattr(output, "columns"):
+            predictions: list[Any] = [str(r) for r in output.to_dict(orient="records")]
+        else:
+            out = np.asarray(output)
+            predictions = out.tolist() if out.ndim == 1 else [str(r) for r in out.tolist()]
+        return {**columns, "_request_id": ids, "_ts": [now_ms()] * filled, "_version": [version] * filled,
+                "_latency_ms": latency, "_variant": [self.role] * filled, "_prediction": predictions}
+
+
+def conform(frame: Any, signature: Any) -> Any:
+    """Meet JSON halfway: signature column order, and whole floats where integers are expected.
+
+    JSON has one number type, so ``1.0`` for an integer column is accepted when every
+    value is whole; anything lossy is left for validation to report.
+    """
+    import numpy as np
+
+    names = [c.name for c in signature.inputs.columns]
+    if not names:
+        return frame
+    if set(names) <= set(frame.columns):
+        frame = frame[names + [c for c in frame.columns if c not in set(names)]]
+    for spec in signature.inputs.columns:
+        if spec.dtype != "integer" or spec.name not in frame.columns:
+            continue
+        column = frame[spec.name]
+        if column.dtype.kind == "f" and not column.isna().any():
+            values = column.to_numpy()
+            if np.all(values == np.round(values)):
+                frame[spec.name] = values.astype(np.int64)
+    return frame
+
+
+def pick_canary(key: str, weight: float) -> bool:
+    """Sticky weighted choice: the same key always lands on the same side."""
+    if weight <= 0:
+        return False
+    bucket = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2**64
+    return bucket < weight

@@ -1,0 +1,208 @@
+"""Deny by default: every route answers 401 without a token and 403 to a role without the right.
+
+The walk covers every route the app has. A route without an Endpoint (and so
+without an access declaration), a new public route, or a new route open to any
+authenticated caller makes these tests fail until it is reviewed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conveyor.server.app import create_app
+from conveyor.server.config import ServerConfig
+from conveyor.server.routing import Endpoint
+from conveyor.stores.artifacts.cas import blob_key, hash_bytes
+from conveyor.stores.metadata.sql.store import SqlMetadataStore
+from conveyor.testing.server import serve
+
+PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs")}
+# Open to any valid token; the handler narrows what the caller sees or may touch.
+AUTHENTICATED_ROUTES = {
+    ("GET", "/projects"), ("POST", "/runs/search"), ("POST", "/runs/reap"), ("GET", "/whoami"),
+    ("POST", "/tokens"), ("GET", "/tokens"), ("DELETE", "/tokens/{token_id}"),
+}
+CONTENT = b"hello"
+DIGEST = hash_bytes(CONTENT)
+
+
+@dataclass
+class World:
+    url: str
+    admin: str
+    viewer: str  # viewer on project p
+    editor: str  # editor on project p
+    stranger: str  # no role anywhere
+    run_id: str
+    other_run_id: str  # in project q, where only the admin has access
+    token_id: str
+    endpoints: list[Endpoint]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp: Path = tmp_path_factory.mktemp("access")
+    uri = f"sqlite:///{tmp / 'server.db'}"
+    store = SqlMetadataStore(uri)
+    gov = store.governance
+    admin = gov.create_principal("root", admin=True).token
+    viewer = gov.create_principal("vera").token
+    editor = gov.create_principal("eddie").token
+    stranger = gov.create_principal("sam", kind="service").token
+    gov.grant("vera", project="p", role="viewer")
+    gov.grant("eddie", project="p", role="editor")
+    run = store.create_run(project="p", name="visible")
+    other = store.create_run(project="q", name="secret")
+    token_id = gov.list_tokens("root")[0].id
+    store.close()
+    config = ServerConfig(backend=uri, artifacts=str(tmp / "artifacts"), auth=True)
+    with serve(config) as url:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}) as client:
+            up = client.put(f"/api/v1/runs/{run.id}/artifacts/file", params={"path": "a.txt"}, content=CONTENT)
+            assert up.status_code == 200, up.text
+        yield World(url, admin, viewer, editor, stranger, run.id, other.id, token_id, create_app(config).state.endpoints)
+
+
+def example(world: World, e: Endpoint) -> dict[str, Any]:
+    """A request that would pass validation, so only the access check can refuse it."""
+    run = world.run_id
+    bodies: dict[str, Any] = {
+        "ProjectIn": {"name": "p"},
+        "RunIn": {"project": "p"},
+        "StatusIn": {"status": "RUNNING"},
+        "FinishIn": {"status": "RUNNING", "points": [[run, "m", 2.0, 1, 2]]},
+        "HeartbeatIn": {"run_ids": [run]},
+        "ReapIn": {"timeout_ms": 3_600_000},
+        "ParamsIn": {"params": {"a": "1"}},
+        "TagsIn": {"tags": {"a": "1"}},
+        "MetricBatchIn": {"points": [[run, "m", 1.0, 0, 1]]},
+        "ArtifactsIn": {"files": [{"path": "b.txt", "digest": DIGEST, "size": len(CONTENT)}]},
+        "SearchIn": {},
+        "LineageIn": {"src": ["run", run], "dst": ["run", run], "relation": "self"},
+        "PrincipalIn": {"name": "newcomer"},
+        "TokenIn": {},
+        "GrantIn": {"project": "p", "role": "viewer"},
+    }
+    values = {"run_id": run, "name": "p" if e.path.startswith("/projects") else "vera",
+              "token_id": world.token_id, "key": blob_key(DIGEST)}
+    path = e.full_path.replace("{key:path}", "{key}").format(**values)
+    query = {"path": "a.txt", "key": "a", "kind": "run", "id": run, "project": "p"}
+    request: dict[str, Any] = {"method": e.method, "url": path,
+                               "params": {q.name: query[q.name] for q in e.query if q.required or q.name == "project"}}
+    if e.body is not None:
+        request["json"] = bodies[e.body.__name__]
+    elif e.stream and e.method == "PUT":
+        request["content"] = CONTENT
+    return request
+
+
+_CLIENTS: dict[tuple[str, str | None], httpx.Client] = {}
+
+
+def call(world: World, request: dict[str, Any], token: str | None) -> httpx.Response:
+    client = _CLIENTS.get((world.url, token))
+    if client is None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        client = _CLIENTS[(world.url, token)] = httpx.Client(base_url=world.url, headers=headers)
+    return client.request(**request)
+
+
+def test_every_route_is_declared_with_an_access_rule(world: World) -> None:
+    app = create_app(ServerConfig(backend="sqlite:///unused.db", artifacts="unused", auth=True))
+    for route in app.routes:
+        spec = getattr(route, "endpoint_spec", None)
+        assert isinstance(spec, Endpoint), f"route {route} has no Endpoint (and no permission declaration)"
+        assert spec.access.kind in {"public", "authenticated", "admin", "project", "uploader"}
+
+
+def test_only_the_allow_list_is_public(world: World) -> None:
+    public = {(e.method, e.path) for e in world.endpoints if e.access.kind == "public"}
+    assert public == PUBLIC_ROUTES
+    for method, path in sorted(PUBLIC_ROUTES):
+        assert httpx.request(method, world.url + "/api/v1" + path).status_code == 200
+
+
+def test_the_routes_open_to_any_token_are_the_reviewed_ones(world: World) -> None:
+    assert {(e.method, e.path) for e in world.endpoints if e.access.kind == "authenticated"} == AUTHENTICATED_ROUTES
+
+
+def test_every_other_route_answers_401_without_a_valid_token(world: World) -> None:
+    checked = 0
+    for e in world.endpoints:
+        if e.access.kind == "public":
+            continue
+        request = example(world, e)
+        for token in (None, "cvt_not-a-real-token", "garbage"):
+            response = call(world, request, token)
+            assert response.status_code == 401, (e.method, e.path, token, response.text)
+            if e.method != "HEAD":
+                assert response.json()["error"]["code"] == "UNAUTHENTICATED"
+        checked += 1
+    assert checked == len(world.endpoints) - len(PUBLIC_ROUTES)
+
+
+def test_every_guarded_route_answers_403_to_a_role_without_the_right(world: World) -> None:
+    checked = 0
+    for e in world.endpoints:
+        if e.access.kind in ("public", "authenticated"):
+            continue
+        # A viewer role is refused with no role at all; anything stronger is refused to a viewer.
+        token = world.stranger if e.access.kind == "project" and e.access.role == "viewer" else world.viewer
+        response = call(world, example(world, e), token)
+        assert response.status_code == 403, (e.method, e.path, response.status_code, response.text)
+        if e.method != "HEAD":
+            assert response.json()["error"]["code"] == "PERMISSION_DENIED"
+        checked += 1
+    assert checked >= 20
+
+
+def test_the_right_role_gets_through(world: World) -> None:
+    for e in world.endpoints:
+        if e.access.kind != "project" or e.access.role not in ("viewer", "editor"):
+            continue
+        if e.path.startswith("/lineage") or e.path.startswith("/blobs") or e.path == "/audit":
+            continue
+        if (e.method, e.path) == ("POST", "/runs/{run_id}/status"):
+            continue
+        token = world.viewer if e.access.role == "viewer" else world.editor
+        response = call(world, example(world, e), token)
+        assert response.status_code < 400, (e.method, e.path, response.text)
+
+
+def test_search_and_project_lists_never_show_unreadable_projects(world: World) -> None:
+    def search(token: str, body: dict[str, Any]) -> list[str]:
+        response = call(world, {"method": "POST", "url": "/api/v1/runs/search", "json": body}, token)
+        assert response.status_code == 200, response.text
+        return [r["id"] for r in response.json()["runs"]]
+
+    in_p = search(world.admin, {"projects": ["p"]})
+    assert world.run_id in in_p and world.other_run_id not in in_p
+    assert search(world.viewer, {}) == in_p
+    assert search(world.viewer, {"projects": []}) == in_p  # [] means every readable project
+    assert search(world.viewer, {"projects": ["q"]}) == []  # invisible, not 403
+    assert search(world.viewer, {"projects": ["p", "q"]}) == in_p
+    assert search(world.stranger, {}) == []
+    assert world.other_run_id in search(world.admin, {})
+
+    def projects(token: str) -> list[str]:
+        return [p["name"] for p in call(world, {"method": "GET", "url": "/api/v1/projects"}, token).json()]
+
+    assert projects(world.viewer) == ["p"]
+    assert projects(world.stranger) == []
+    assert projects(world.admin) == ["p", "q"]
+    hidden = call(world, {"method": "GET", "url": f"/api/v1/runs/{world.other_run_id}"}, world.viewer)
+    assert hidden.status_code == 403
+
+
+def test_a_non_admin_cannot_reap_other_peoples_runs_early(world: World) -> None:
+    request = {"method": "POST", "url": "/api/v1/runs/reap", "json": {"timeout_ms": 0, "now": 10**15}}
+    response = call(world, request, world.stranger)
+    assert response.status_code == 400 and response.json()["error"]["field"] == "timeout_ms"
+    run = call(world, {"method": "GET", "url": f"/api/v1/runs/{world.other_run_id}"}, world.admin).json()
+    assert run["status"] == "RUNNING"
