@@ -53,6 +53,18 @@ class AuditEvent:
     hash: str
 
 
+# Built once: constructing these per event cost more than the database work.
+_HEAD = select(audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
+_INSERT = insert(audit_events).returning(audit_events.c.seq)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON would give it back, so the stored and the hashed value are the same."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return json.loads(json.dumps(value, default=str))
+
+
 def _digest(prev_hash: str, fields: Mapping[str, Any]) -> str:
     body = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(prev_hash.encode() + b"\n" + body.encode()).hexdigest()
@@ -80,9 +92,7 @@ def append_event(
     """Record one event in the caller's (write) transaction and return it."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-    prev = conn.execute(
-        select(audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
-    ).scalar()
+    prev = conn.execute(_HEAD).scalar()
     row: dict[str, Any] = {
         "id": new_id(),
         "at": now_ms(),
@@ -91,14 +101,13 @@ def append_event(
         "object_kind": object_kind,
         "object_id": str(object_id),
         "project": project,
-        # JSON round-trip so the stored value and the hashed value are the same thing.
-        "before": json.loads(json.dumps(before, default=str)),
-        "after": json.loads(json.dumps(after, default=str)),
-        "details": json.loads(json.dumps(dict(details or {}), default=str)),
+        "before": _plain(before),
+        "after": _plain(after),
+        "details": _plain(dict(details or {})),
     }
     row["prev_hash"] = prev or GENESIS
     row["hash"] = _digest(row["prev_hash"], _hashed_fields(row))
-    seq = conn.execute(insert(audit_events).values(**row).returning(audit_events.c.seq)).scalar_one()
+    seq = conn.execute(_INSERT, row).scalar_one()
     return AuditEvent(seq=int(seq), **row)
 
 
