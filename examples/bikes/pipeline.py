@@ -110,6 +110,14 @@ def register(model: lgb.Booster, valid_df: pd.DataFrame, scores: dict, name: str
     return mv.version
 
 
+def _fit(path: str, lr: float, num_leaves: int, rounds: int, window: int, valid_months: int):  # noqa: ANN202
+    """The shared wiring of both pipelines (called while they are traced)."""
+    raw = validate(load(path))
+    tr, va = split_by_time(features(raw, window=window), valid_months=valid_months)
+    model = train(tr, lr=lr, num_leaves=num_leaves, rounds=rounds)
+    return model, va
+
+
 @pipeline
 def training(
     path: str = DATA,
@@ -119,9 +127,7 @@ def training(
     window: int = 24,
     valid_months: int = 3,
 ):
-    raw = validate(load(path))
-    tr, va = split_by_time(features(raw, window=window), valid_months=valid_months)
-    model = train(tr, lr=lr, num_leaves=num_leaves, rounds=rounds)
+    model, va = _fit(path, lr, num_leaves, rounds, window, valid_months)
     return evaluate(model, va), model
 
 
@@ -136,9 +142,7 @@ def release(
     name: str = "bike-demand",
 ):
     """``training``, then the model goes to the registry as the next version of ``name``."""
-    raw = validate(load(path))
-    tr, va = split_by_time(features(raw, window=window), valid_months=valid_months)
-    model = train(tr, lr=lr, num_leaves=num_leaves, rounds=rounds)
+    model, va = _fit(path, lr, num_leaves, rounds, window, valid_months)
     return register(model, va, evaluate(model, va), name=name)
 
 
