@@ -34,15 +34,16 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-## bench: the side-by-side benchmarks against MLflow, in their own venv (never part of `make test`)
+## bench: the side-by-side benchmarks against MLflow, DVC, Kedro, Prefect and Evidently, in their own venv (never part of `make test`)
 .venv-bench/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/pip install --quiet -e '.[bench]'
 	touch $@
 
 bench: .venv-bench/.installed
-	.venv-bench/bin/python benchmarks/tracking_ingest.py
-	.venv-bench/bin/python benchmarks/search_runs.py
+	for script in tracking_ingest search_runs server_ingest registry_roundtrip data_add pipeline_overhead \
+	              pipeline_sweep drift serving; do \
+	    .venv-bench/bin/python benchmarks/$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .venv-bench .pytest_cache build dist

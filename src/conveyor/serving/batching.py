@@ -80,7 +80,7 @@ class MicroBatcher:
     async def submit(self, payload: Any) -> Any:
         """Queue one request's rows (``size(payload)`` of them) and wait for its result."""
         n = self._size(payload)
-        if self._queued_rows + n > self.max_queue:
+        if self._queued_rows and self._queued_rows + n > self.max_queue:  # one request always fits
             raise Overloaded(f"{self._queued_rows} rows are already waiting for the model; retry shortly")
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():

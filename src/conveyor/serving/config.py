@@ -38,7 +38,7 @@ class ServeConfig:
     project: str | None = None
     max_batch_size: int = 64
     max_wait_ms: float = 0.0
-    max_queue_rows: int = 4096
+    max_queue_rows: int = 65_536
     max_rows: int = 10_000
     max_body_bytes: int = 32 * 1024 * 1024
     timeout: float = 10.0

@@ -144,8 +144,8 @@ class Variant:
                         if len(column) == position:  # this record lacks that key
                             column.append(None)
             elif rows.columns is not None and rows.data is not None:
-                for c, name in enumerate(rows.columns):
-                    columns.setdefault(name, [None] * filled).extend(row[c] for row in rows.data)
+                for name, values in zip(rows.columns, zip(*rows.data, strict=True), strict=True):
+                    columns.setdefault(name, [None] * filled).extend(values)
                 for values in columns.values():
                     values.extend([None] * (filled + n - len(values)))
             else:
