@@ -41,11 +41,16 @@ def train() -> tuple[Any, Any]:
     return LogisticRegression(max_iter=500).fit(frame, y), frame
 
 
+def server_log(folder: Path, name: str) -> Any:
+    """Where a server's output goes: a file, never an unread pipe (a full pipe stalls the server)."""
+    return open(folder / f"{name}.log", "wb")  # noqa: SIM115 (closed when the process ends)
+
+
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"the server exited: {proc.stdout.read().decode()[-2000:] if proc.stdout else ''}")
+            raise SystemExit(f"the server exited with {proc.returncode}; see its log next to the model")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -76,7 +81,7 @@ def start_conveyor(home: Path, model: Any, frame: Any, port: int, log: bool) -> 
             "--project", "bench", "--max-batch-size", "256"]
     if not log:
         args.append("--no-log")
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(args, env=env, stdout=server_log(home, f"conveyor-{port}"), stderr=subprocess.STDOUT)
     wait_ready(f"http://127.0.0.1:{port}/ready", proc)
     return proc
 
@@ -91,7 +96,7 @@ def start_mlflow(root: Path, model: Any, port: int) -> subprocess.Popen[bytes]:
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
     proc = subprocess.Popen([mlflow_bin, "models", "serve", "-m", info.model_uri, "-p", str(port), "-h", "127.0.0.1",
-                             "--env-manager", "local", "-w", "1"], env=env, stdout=subprocess.PIPE,
+                             "--env-manager", "local", "-w", "1"], env=env, stdout=server_log(root, "mlflow"),
                             stderr=subprocess.STDOUT)
     wait_ready(f"http://127.0.0.1:{port}/ping", proc)
     return proc

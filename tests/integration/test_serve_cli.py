@@ -65,7 +65,7 @@ def test_two_workers_keep_answering_when_one_is_killed(champion: tuple[Any, pd.D
     server = subprocess.Popen(
         [sys.executable, "-m", "conveyor.cli.main", "serve", "models:/bike-demand@champion", "--port", str(port),
          "--workers", "2", "--project", "cli-serving"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,  # an unread pipe could stall it
     )
     url = f"http://127.0.0.1:{port}"
     record = {"records": bikes[FEATURES].head(1).to_dict(orient="records")}

@@ -144,13 +144,13 @@ class Variant:
                         if len(column) == position:  # this record lacks that key
                             column.append(None)
             elif rows.columns is not None and rows.data is not None:
-                for name, values in zip(rows.columns, zip(*rows.data, strict=True), strict=True):
-                    columns.setdefault(name, [None] * filled).extend(values)
-                for values in columns.values():
-                    values.extend([None] * (filled + n - len(values)))
+                for name, sent in zip(rows.columns, zip(*rows.data, strict=True), strict=True):
+                    columns.setdefault(name, [None] * filled).extend(sent)
+                for column in columns.values():
+                    column.extend([None] * (filled + n - len(column)))
             else:
-                for values in columns.values():
-                    values.extend([None] * n)
+                for column in columns.values():
+                    column.extend([None] * n)
             filled += n
             ids.extend([job.request_id] if n == 1 else [f"{job.request_id}:{k}" for k in range(n)])
             latency.extend([(now - job.arrived) * 1000] * n)

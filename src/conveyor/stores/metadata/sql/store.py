@@ -51,6 +51,7 @@ _END = update(runs).where(runs.c.pk == bindparam("b_pk")).values(
     status=bindparam("status"), end_time=bindparam("end_time")
 )
 _RESUME = _END.values(heartbeat_at=bindparam("heartbeat_at"))
+_END_RUNNING = _END.where(runs.c.status == RunStatus.RUNNING.value)
 _INSERT_RUN = insert(runs).returning(runs.c.pk)
 _INSERT_TAGS = insert(tags)
 _INSERT_PARAMS = insert(params)
@@ -319,7 +320,23 @@ class SqlMetadataStore:
     def _transition(self, conn: Connection, run_id: str, status: RunStatus, end_time: int | None) -> None:
         """Move a run to ``status`` if the lifecycle allows it (inside the caller's write)."""
         pk = self._pk(conn, run_id)
-        current = RunStatus(conn.execute(_SELECT_STATUS, {"pk": pk}).scalar_one())
+        if status.is_terminal and conn.execute(
+            _END_RUNNING, {"b_pk": pk, "status": status.value, "end_time": end_time or now_ms()}
+        ).rowcount:
+            current = RunStatus.RUNNING  # the usual end of a run: one statement, no read first
+        else:
+            current = RunStatus(conn.execute(_SELECT_STATUS, {"pk": pk}).scalar_one())
+            self._move(conn, pk, run_id, current, status, end_time)
+            if current is status and status is not RunStatus.RUNNING:
+                return  # already there: nothing changed, nothing to audit
+        append_event(
+            conn, action="run.status", object_kind="run", object_id=run_id,
+            project=self._project_of(conn, pk), before={"status": current.value}, after={"status": status.value},
+        )
+
+    @staticmethod
+    def _move(conn: Connection, pk: int, run_id: str, current: RunStatus, status: RunStatus,
+              end_time: int | None) -> None:
         changes_ending = current.is_terminal and status.is_terminal and current is not status
         if changes_ending and current is not RunStatus.KILLED:
             raise InvalidState(
@@ -329,12 +346,6 @@ class SqlMetadataStore:
             conn.execute(_RESUME, {"b_pk": pk, "status": status.value, "end_time": None, "heartbeat_at": now_ms()})
         elif current is not status:
             conn.execute(_END, {"b_pk": pk, "status": status.value, "end_time": end_time or now_ms()})
-        else:
-            return  # already there: nothing changed, nothing to audit
-        append_event(
-            conn, action="run.status", object_kind="run", object_id=run_id,
-            project=self._project_of(conn, pk), before={"status": current.value}, after={"status": status.value},
-        )
 
     def set_run_status(self, run_id: str, status: RunStatus, end_time: int | None = None) -> Run:
         status = RunStatus.parse(status)
