@@ -109,7 +109,7 @@ class Variant:
         for i, part in zip(good, _split(output, sizes), strict=True):
             results[i] = (loaded.version, part)
         if self._log is not None:
-            self._log(self.role, self._log_rows(output, [jobs[i] for i in good], loaded.version))
+            self._log(self.role, self._log_rows(frame, output, [jobs[i] for i in good], loaded.version))
         return results
 
     @staticmethod
@@ -121,46 +121,33 @@ class Variant:
             signature.validate(data)
         return data
 
-    def _log_rows(self, output: Any, jobs: list[Job], version: int) -> dict[str, list[Any]]:
-        """Log rows as columns straight from the request JSON: no DataFrame on this path."""
+    def _log_rows(self, frame: Any, output: Any, jobs: list[Job], version: int) -> dict[str, Any]:
+        """The batch's log rows as columns: the model input's own arrays plus the reserved ones.
+
+        Features come straight from the batch frame (NumPy arrays, no per-value Python
+        work); tensor inputs log only the reserved columns.
+        """
         import numpy as np
 
         now = time.perf_counter()
-        columns: dict[str, list[Any]] = {}
         ids: list[str] = []
         latency: list[float] = []
-        filled = 0
         for job in jobs:
-            rows, n = job.rows, job.count
-            if rows.records is not None:
-                for i, record in enumerate(rows.records):
-                    position = filled + i
-                    for key, value in record.items():
-                        column = columns.get(key)
-                        if column is None:  # first seen here: null in the rows before
-                            column = columns[key] = [None] * position
-                        column.append(value)
-                    for column in columns.values():
-                        if len(column) == position:  # this record lacks that key
-                            column.append(None)
-            elif rows.columns is not None and rows.data is not None:
-                for name, sent in zip(rows.columns, zip(*rows.data, strict=True), strict=True):
-                    columns.setdefault(name, [None] * filled).extend(sent)
-                for column in columns.values():
-                    column.extend([None] * (filled + n - len(column)))
-            else:
-                for column in columns.values():
-                    column.extend([None] * n)
-            filled += n
+            n = job.count
             ids.extend([job.request_id] if n == 1 else [f"{job.request_id}:{k}" for k in range(n)])
             latency.extend([(now - job.arrived) * 1000] * n)
+        rows = len(ids)
+        columns: dict[str, Any] = {}
+        if hasattr(frame, "columns"):
+            columns = {str(c): frame[c].to_numpy() for c in frame.columns}
         if hasattr(output, "columns"):
-            predictions: list[Any] = [str(r) for r in output.to_dict(orient="records")]
+            predictions: Any = [str(r) for r in output.to_dict(orient="records")]
         else:
             out = np.asarray(output)
-            predictions = out.tolist() if out.ndim == 1 else [str(r) for r in out.tolist()]
-        return {**columns, "_request_id": ids, "_ts": [now_ms()] * filled, "_version": [version] * filled,
-                "_latency_ms": latency, "_variant": [self.role] * filled, "_prediction": predictions}
+            predictions = out if out.ndim == 1 else [str(r) for r in out.tolist()]
+        return {**columns, "_request_id": ids, "_ts": np.full(rows, now_ms(), dtype=np.int64),
+                "_version": np.full(rows, version, dtype=np.int64), "_latency_ms": np.asarray(latency),
+                "_variant": [self.role] * rows, "_prediction": predictions}
 
 
 def conform(frame: Any, signature: Any) -> Any:

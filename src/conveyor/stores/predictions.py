@@ -49,15 +49,17 @@ RESERVED = ("_request_id", "_ts", "_model", "_version", "_latency_ms", "_predict
 DAY = 86_400_000
 
 
-def _uniform(values: list[Any]) -> list[Any]:
+def _uniform(values: Any) -> Any:
     """A column whose values have several types (a number here, text there) becomes text."""
+    if not isinstance(values, list):
+        return values  # an array has one type
     kinds = {type(x) for x in values if x is not None}
     if len(kinds) <= 1 or kinds <= {int, float}:
         return values
     return [None if x is None else str(x) for x in values]
 
 
-def _table(columns: dict[str, list[Any]]) -> Any:
+def _table(columns: dict[str, Any]) -> Any:
     """An Arrow table; a column with mixed types in one batch is kept as text, not lost."""
     import pyarrow as pa
 
@@ -104,7 +106,7 @@ class PredictionLog:
                     raise InvalidArgument(f"prediction row {i} has no {key}", field=key)
         return self.append_columns(model, _merge([{k: [x] for k, x in r.items()} for r in rows]))
 
-    def append_columns(self, model: str, columns: dict[str, list[Any]]) -> str | None:
+    def append_columns(self, model: str, columns: dict[str, Any]) -> str | None:
         """Write one segment from equal-length columns (what the writer gathers)."""
         v.check_name(model, "model")
         for key in ("_request_id", "_ts"):
@@ -199,17 +201,35 @@ class PredictionLog:
         return fb.drop_duplicates("_request_id", keep="last")[["_request_id", "_label"]]
 
 
-def _merge(parts: list[dict[str, list[Any]]]) -> dict[str, list[Any]]:
-    """Concatenate column batches; a column missing from a batch is null there."""
+def _length(part: dict[str, Any]) -> int:
+    return len(next(iter(part.values()), []))
+
+
+def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Concatenate column batches (lists or NumPy arrays); a column missing from a batch is null there.
+
+    Columns that are arrays in every batch are joined with one ``np.concatenate``;
+    the others become lists, padded with ``None`` where a batch lacks them.
+    """
+    import numpy as np
+
     names: dict[str, None] = {}
     for part in parts:
         names.update(dict.fromkeys(part))
-    merged: dict[str, list[Any]] = {name: [] for name in names}
-    for part in parts:
-        n = len(next(iter(part.values()), []))
-        for name in names:
-            values = part.get(name)
-            merged[name].extend(values if values is not None else [None] * n)
+    merged: dict[str, Any] = {}
+    for name in names:
+        chunks = [part.get(name) for part in parts]
+        arrays = [c for c in chunks if isinstance(c, np.ndarray)]
+        if len(arrays) == len(chunks):
+            merged[name] = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+            continue
+        values: list[Any] = []
+        for part, chunk in zip(parts, chunks, strict=True):
+            if chunk is None:
+                values.extend([None] * _length(part))
+            else:
+                values.extend(chunk.tolist() if isinstance(chunk, np.ndarray) else chunk)
+        merged[name] = values
     return merged
 
 
@@ -238,9 +258,9 @@ class PredictionLogWriter:
         """Buffer one prediction row (the reserved columns and the features)."""
         self.add_columns(model, {k: [x] for k, x in row.items()})
 
-    def add_columns(self, model: str, columns: dict[str, list[Any]]) -> None:
+    def add_columns(self, model: str, columns: dict[str, Any]) -> None:
         """Buffer rows given as equal-length columns (what a serving batch produces)."""
-        rows = len(columns["_ts"]) if "_ts" in columns else len(next(iter(columns.values()), []))
+        rows = len(columns["_ts"]) if "_ts" in columns else _length(columns)
         with self._lock:
             self._items.setdefault(model, []).append(columns)
             self._count += rows
@@ -263,7 +283,7 @@ class PredictionLogWriter:
                 with self._lock:
                     for model, items in failed.items():
                         self._items[model] = items + self._items.get(model, [])
-                        self._count += sum(len(next(iter(c.values()), [])) for c in items)
+                        self._count += sum(_length(c) for c in items)
 
     def close(self) -> None:
         self._closed = True
