@@ -29,7 +29,7 @@ from conveyor.core.uris import join_under, local_path, safe_relpath
 TMP_MARKER = ".conveyor-tmp-"
 _CHUNK = 1 << 20
 _Writer = Callable[[BinaryIO], object]
-_BATCH = 512  # temp files alive at once in put_files
+_BATCH = 4096  # temp files alive at once in put_files (each folder is synced once a batch)
 _SYNC_WORKERS = 8  # copies + fsyncs in flight: the journal commits them as a group
 
 
