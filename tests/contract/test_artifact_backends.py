@@ -39,6 +39,60 @@ class TestLocalBackend(ArtifactBackendContract):
         assert path is not None and path.read_bytes() == b"data"
         assert backend.uri == (tmp_path / "via-uri").as_uri()
 
+    def test_put_files_syncs_every_file_before_its_rename_and_each_folder_after(
+        self, local_backend: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import os
+
+        import conveyor.stores.artifacts.local as local
+
+        sources = []
+        for i in range(12):
+            src = tmp_path / "src" / f"f{i}.bin"
+            src.parent.mkdir(exist_ok=True)
+            src.write_bytes(os.urandom(100 + i))
+            sources.append(src)
+        events: list[tuple[str, str]] = []
+        real_fsync, real_replace = os.fsync, os.replace
+
+        def fsync(fd: int) -> None:  # records which file each real fsync flushed
+            events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+            real_fsync(fd)
+
+        def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+            events.append(("rename", str(src)))
+            real_replace(src, dst)
+
+        if not Path("/proc/self/fd").is_dir():
+            pytest.skip("needs /proc to name the file behind a descriptor")
+        monkeypatch.setattr(local.os, "fsync", fsync)
+        monkeypatch.setattr(local.os, "replace", replace)
+        keys = [f"blobs/{i % 3:02d}/k{i}" for i in range(12)]
+        local_backend.put_files(list(zip(keys, sources, strict=True)))
+        monkeypatch.undo()
+        for key, src in zip(keys, sources, strict=True):
+            assert local_backend.get_bytes(key) == src.read_bytes()
+        renamed = [path for kind, path in events if kind == "rename"]
+        assert len(renamed) == 12
+        first_rename = events.index(("rename", renamed[0]))
+        synced_before = {path for kind, path in events[:first_rename] if kind == "fsync"}
+        assert set(renamed) <= synced_before  # bytes durable before any name points to them
+        last_rename = events.index(("rename", renamed[-1]))
+        synced_after = {path for kind, path in events[last_rename:] if kind == "fsync"}
+        folders = {str(local_backend.root / "blobs" / f"{i:02d}") for i in range(3)}
+        assert folders <= synced_after  # each folder once, after its renames
+        assert len([p for kind, p in events if kind == "fsync" and p in folders]) == 3
+        assert not [p for p in local_backend.root.rglob("*") if local.TMP_MARKER in p.name]
+
+    def test_put_files_missing_source_stores_nothing(
+        self, local_backend: LocalBackend, tmp_path: Path
+    ) -> None:
+        src = tmp_path / "here.bin"
+        src.write_bytes(b"x")
+        with pytest.raises(NotFound):
+            local_backend.put_files([("a/1", src), ("a/2", tmp_path / "gone.bin")])
+        assert list(local_backend.list("")) == []
+
     def test_delete_prunes_empty_folders(self, local_backend: LocalBackend) -> None:
         local_backend.put_bytes("a/b/c", b"x")
         local_backend.delete("a/b/c")

@@ -29,26 +29,47 @@ ADD = textwrap.dedent(
     def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
 
-    if crash == "upload":  # die once five blobs are completely stored
+    if crash == "upload":  # die once five blobs are renamed into place
         import threading
         from conveyor.stores.artifacts import local
-        real_put = local.LocalBackend.put_file
+        real_publish = local.LocalBackend._publish
         lock, count = threading.Lock(), [0]
-        def put_file(self, key, src):
-            real_put(self, key, src)
+        def publish(tmp, target):
+            real_publish(tmp, target)
             with lock:
                 count[0] += 1
                 if count[0] == 5:
                     die()
-        local.LocalBackend.put_file = put_file
+        local.LocalBackend._publish = staticmethod(publish)
     elif crash == "commit":
         from conveyor.stores.metadata.sql import datasets
         datasets.append_event = die  # the version row is inserted; the commit never comes
     ds = cv.data.add(folder, name="scans")
     stats = cv.data.service().last_add
-    print(ds.ref, stats.hashed, stats.uploaded)
+    print(ds.ref, stats.hashed, stats.uploaded, flush=True)
+    if crash == "returned":  # killed the moment add returns: no clean shutdown
+        die()
     """
 )
+
+
+CHECK = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import conveyor as cv
+    ds = cv.data.get("scans@1")
+    source = Path(sys.argv[1])
+    same = all((ds.path / f.path).read_bytes() == (source / f.path).read_bytes() for f in ds.files)
+    print(len(ds.files), same)
+    """
+)
+
+
+def _make_folder(folder: Path) -> None:
+    folder.mkdir()
+    for i in range(40):
+        (folder / f"scan-{i:03d}.bin").write_bytes(os.urandom(2048 + i))
 
 
 def _env(home: Path, uri: str | None) -> dict[str, str]:
@@ -72,9 +93,7 @@ def test_an_add_killed_halfway_leaves_no_version_and_a_rerun_completes_it(
         truncate_all(uri)
     home = tmp_path / "home"
     folder = tmp_path / "scans"
-    folder.mkdir()
-    for i in range(40):
-        (folder / f"scan-{i:03d}.bin").write_bytes(os.urandom(2048 + i))
+    _make_folder(folder)
     script = tmp_path / "add.py"
     script.write_text(ADD)
     env = _env(home, uri)
@@ -108,18 +127,28 @@ def test_an_add_killed_halfway_leaves_no_version_and_a_rerun_completes_it(
     else:
         assert uploaded == "0"
 
-    check = textwrap.dedent(
-        """
-        import sys
-        from pathlib import Path
-        import conveyor as cv
-        ds = cv.data.get("scans@1")
-        source = Path(sys.argv[1])
-        same = all((ds.path / f.path).read_bytes() == (source / f.path).read_bytes() for f in ds.files)
-        print(len(ds.files), same)
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", check, str(folder)], env=env,
+    done = subprocess.run([sys.executable, "-c", CHECK, str(folder)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["40", "True"]
+
+
+@pytest.mark.slow
+def test_an_add_killed_right_after_it_returned_leaves_a_complete_version(tmp_path: Path) -> None:
+    """The batch of blobs is synced before the version commits, so what add returned is whole."""
+    home = tmp_path / "home"
+    folder = tmp_path / "scans"
+    _make_folder(folder)
+    script = tmp_path / "add.py"
+    script.write_text(ADD)
+    env = _env(home, None)
+    killed = subprocess.run([sys.executable, str(script), str(folder), "returned"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert killed.stdout.split() == ["scans@1", "40", "40"]
+    leftovers = [p for p in (home / "artifacts").rglob("*") if ".conveyor-tmp-" in p.name]
+    assert leftovers == []
+    done = subprocess.run([sys.executable, "-c", CHECK, str(folder)], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["40", "True"]

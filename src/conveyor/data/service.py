@@ -4,7 +4,8 @@ Adding is ordered so that no half-registered version can ever appear:
 
 1. hash every file (stat cache + thread pool) and, for tables, read and profile
    them: bad input is refused here, before anything is stored;
-2. upload the blobs the store does not hold yet, in parallel;
+2. upload the blobs the store does not hold yet as one batch, durable (fsynced)
+   before step 4 can commit anything that points to them;
 3. store the manifest blob (its digest is the version's content hash);
 4. register the version row, its number and its audit event in one transaction.
 
@@ -32,7 +33,7 @@ from conveyor.data.files import WORKERS, LocalFile, hash_files
 from conveyor.data.refs import check_dataset_name, parse_ref
 from conveyor.data.statcache import StatCache
 from conveyor.data.versions import DatasetVersion
-from conveyor.stores.artifacts.cas import ContentStore, blob_key
+from conveyor.stores.artifacts.cas import Blob, ContentStore, blob_key
 from conveyor.stores.metadata.base import MetadataStore
 from conveyor.stores.metadata.datasets import NewVersion, VersionRecord
 
@@ -194,30 +195,23 @@ class DataService:
             return None, []
 
     def _upload(self, files: Sequence[LocalFile]) -> int:
-        """Store the blobs the backend lacks, in parallel; returns how many were uploaded."""
-        unique = {f.digest: f for f in files}
-        backend = self.content.backend
-
-        def put(item: LocalFile) -> int:
-            key = blob_key(item.digest)
-            if backend.size(key) == item.stat.size:
-                return 0
-            backend.put_file(key, item.path)
-            after = item.path.stat()
+        """Store the blobs the backend lacks as one durable batch; returns how many were uploaded."""
+        by_path = {f.path: f for f in files}
+        uploaded = self.content.put_blobs(
+            [(Blob(f.digest, f.stat.size), f.path) for f in files]
+        )
+        for blob, path in uploaded:
+            item = by_path[path]
+            after = path.stat()
             if (after.st_size, after.st_mtime_ns) != (item.stat.size, item.stat.mtime_ns):
                 # The bytes uploaded may not be the bytes hashed: drop them unless they still
                 # match (another writer may have stored the right bytes meanwhile); ask for a re-run.
-                if not self.content.verify(item.digest):
-                    backend.delete(key)
+                if not self.content.verify(blob.digest):
+                    self.content.backend.delete(blob_key(blob.digest))
                 raise InvalidState(
                     f"{item.relpath!r} changed while it was being added; run the add again"
                 )
-            return 1
-
-        if not unique:
-            return 0
-        with ThreadPoolExecutor(min(WORKERS, len(unique)), thread_name_prefix="conveyor-up") as pool:
-            return sum(pool.map(put, unique.values()))
+        return len(uploaded)
 
     def missing(self, ref: str) -> NotFound:
         """The error for a version whose bytes are not in this artifact store."""

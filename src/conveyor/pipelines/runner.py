@@ -56,6 +56,7 @@ from conveyor.pipelines.worker import (
     encode_outputs,
     execute_step,
 )
+from conveyor.stores.metadata.base import LineageEdge, add_lineage_edges
 
 _MAX_ERROR = 2000
 
@@ -196,7 +197,7 @@ class Runner:
         if metrics:
             self.client.log_metrics(trial.run_id, metrics)
         status = RunStatus.FAILED if failed else RunStatus.FINISHED
-        self.client.end_run(trial.run_id, status)
+        self.client.finish_run(trial.run_id, status)
         steps = {name: job.result() for name, job in trial.jobs.items()}
         return PipelineRun(
             trial.run_id, trial.pipeline.name, status, dict(trial.params), steps,
@@ -214,7 +215,7 @@ class Runner:
 
     def _end(self, run_id: str, status: RunStatus) -> None:
         with contextlib.suppress(InvalidState):  # it ended already (e.g. FINISHED by its worker)
-            self.client.end_run(run_id, status)
+            self.client.finish_run(run_id, status)
 
     # -- one step --------------------------------------------------------------
 
@@ -229,7 +230,7 @@ class Runner:
                 trial.project, name=node.name, parent_id=trial.run_id,
                 tags={r.STEP_TAG: node.name, r.HIT_TAG: "false", r.ERROR_TAG: error[:_MAX_ERROR]},
             )
-            self.client.end_run(run.id, RunStatus.FAILED)
+            self.client.finish_run(run.id, RunStatus.FAILED)
             job.run_id = run.id
             self._fail(job, error)
             return
@@ -321,7 +322,7 @@ class Runner:
         metrics = {k: v for k, v in source.metrics.items() if not k.startswith("system/")}
         if metrics:
             self.client.log_metrics(run.id, metrics)
-        self.client.end_run(run.id, RunStatus.FINISHED)
+        self.client.finish_run(run.id, RunStatus.FINISHED)
         self._succeeded(job)
 
     def _submit(self, job: _Job, executor: Executor) -> None:
@@ -394,11 +395,15 @@ class Runner:
     def _succeeded(self, job: _Job) -> None:
         run_id = job.run_id or ""
         if job.status is not StepStatus.REUSED:
-            store = self.client.store
-            for digest in dict.fromkeys(v.digest for v in job.inputs.values()):
-                store.add_lineage(("artifact", digest), ("run", run_id), "input")
-            for digest in dict.fromkeys(v.digest for v in job.outputs):
-                store.add_lineage(("run", run_id), ("artifact", digest), "output")
+            edges: list[LineageEdge] = [
+                (("artifact", digest), ("run", run_id), "input", None)
+                for digest in dict.fromkeys(v.digest for v in job.inputs.values())
+            ]
+            edges += [
+                (("run", run_id), ("artifact", digest), "output", None)
+                for digest in dict.fromkeys(v.digest for v in job.outputs)
+            ]
+            add_lineage_edges(self.client.store, edges)  # one transaction on SQL stores
         trial = job.trial
         for child_name in trial.children[job.node.name]:
             child = trial.jobs[child_name]

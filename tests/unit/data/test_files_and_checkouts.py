@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -155,6 +156,12 @@ class EditingBackend(LocalBackend):
         super().put_file(key, src)
         with open(src, "ab") as handle:
             handle.write(b" edited mid-upload")
+
+    def put_files(self, items: Sequence[tuple[str, Path]]) -> None:
+        super().put_files(items)
+        for _, src in items:
+            with open(src, "ab") as handle:
+                handle.write(b" edited mid-upload")
 
 
 def test_a_file_edited_while_it_is_uploaded_stops_the_add(tmp_path: Path) -> None:

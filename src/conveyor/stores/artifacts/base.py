@@ -55,7 +55,7 @@ Example, a complete (if forgetful) in-memory backend::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -101,4 +101,19 @@ class ByteBackend(Protocol):
 
     def local_path(self, key: str) -> Path | None:
         """The real file behind ``key`` if the backend is a local folder, else ``None``."""
+        ...
+
+
+@runtime_checkable
+class BatchWriter(Protocol):
+    """An optional extra a backend may offer: store many files at a lower cost per file.
+
+    :class:`~conveyor.stores.artifacts.cas.ContentStore` uses it when present and
+    falls back to :meth:`ByteBackend.put_file` on a thread pool otherwise (S3, whose
+    PUTs are durable one by one, needs nothing more).
+    """
+
+    def put_files(self, items: Sequence[tuple[str, Path]]) -> None:
+        """Store each ``(key, src)`` as :meth:`ByteBackend.put_file` would; all are
+        durable when this returns."""
         ...

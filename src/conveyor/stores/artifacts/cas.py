@@ -43,7 +43,7 @@ from conveyor.core.errors import (
 from conveyor.core.plugins import load_backend
 from conveyor.core.settings import get_settings
 from conveyor.core.uris import join_under, safe_relpath, scheme_of
-from conveyor.stores.artifacts.base import ByteBackend
+from conveyor.stores.artifacts.base import BatchWriter, ByteBackend
 
 ALGORITHM = "blake3"
 MMAP_THRESHOLD = 1 << 20  # files this big are hashed with mmap and several threads
@@ -185,6 +185,29 @@ class ContentStore:
             self.backend.put_file(key, path)
         return Blob(digest, size)
 
+    def put_blobs(self, items: Sequence[tuple[Blob, Path]]) -> list[tuple[Blob, Path]]:
+        """Store files already hashed, skipping blobs the store holds; returns those uploaded.
+
+        Every blob is durable when this returns. A backend that can write a batch
+        (:class:`~.base.BatchWriter`, e.g. a local folder) syncs the batch together;
+        others get one ``put_file`` per blob on a thread pool. The caller vouches
+        that each path hashes to its blob.
+        """
+        unique = list({blob.digest: (blob, Path(path)) for blob, path in items}.values())
+        if not unique:
+            return []
+        workers = min(_WORKERS, len(unique))
+        with ThreadPoolExecutor(workers, thread_name_prefix="conveyor-put") as pool:
+            present = list(pool.map(lambda item: self._stored(blob_key(item[0].digest),
+                                                              item[0].size), unique))
+            todo = [item for item, stored in zip(unique, present, strict=True) if not stored]
+            keyed = [(blob_key(blob.digest), path) for blob, path in todo]
+            if isinstance(self.backend, BatchWriter):
+                self.backend.put_files(keyed)
+            else:
+                list(pool.map(lambda pair: self.backend.put_file(*pair), keyed))
+        return todo
+
     def put_bytes(self, data: bytes) -> str:
         """Store ``data``; returns its digest."""
         data = bytes(data)
@@ -197,7 +220,8 @@ class ContentStore:
     def put_tree(self, folder: Path | str, prefix: str = "") -> list[ArtifactFile]:
         """Store every file under ``folder``; paths are relative, joined under ``prefix``.
 
-        Files are hashed and uploaded on several threads (BLAKE3 releases the GIL).
+        Files are hashed on several threads (BLAKE3 releases the GIL), then the
+        missing blobs are stored as one batch (:meth:`put_blobs`).
 
         Raises:
             UnsafePath: a symlink points outside ``folder``, or ``prefix`` escapes.
@@ -205,8 +229,10 @@ class ContentStore:
         folder = Path(folder)
         base = safe_relpath(prefix, field="prefix") + "/" if prefix else ""
         entries = _walk(folder)
-        with ThreadPoolExecutor(_WORKERS, thread_name_prefix="conveyor-put") as pool:
-            blobs = list(pool.map(lambda entry: self.put_file(entry[1]), entries))
+        workers = max(1, min(_WORKERS, len(entries)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="conveyor-hash") as pool:
+            blobs = [Blob(*hashed) for hashed in pool.map(lambda entry: hash_file(entry[1]), entries)]
+        self.put_blobs([(blob, path) for blob, (_, path) in zip(blobs, entries, strict=True)])
         return [
             ArtifactFile(path=base + rel, digest=blob.digest, size=blob.size)
             for (rel, _), blob in zip(entries, blobs, strict=True)

@@ -27,6 +27,8 @@ from conveyor.stores.metadata.registry import RegistryStore
 
 #: A buffered metric point on its way to the store: (run_id, key, value, step, timestamp_ms).
 PointRow = tuple[str, str, float, int, int]
+#: A lineage edge as :meth:`MetadataStore.add_lineage` takes it: (src, dst, relation, attributes).
+LineageEdge = tuple[tuple[str, str], tuple[str, str], str, Mapping[str, Any] | None]
 
 
 @runtime_checkable
@@ -102,6 +104,26 @@ class MetadataStore(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class LineageBatch(Protocol):
+    """An optional extra: record many lineage edges in one transaction (the SQL store).
+
+    Use :func:`add_lineage_edges`, which falls back to one ``add_lineage`` per edge
+    on stores without it (the REST store).
+    """
+
+    def add_lineage_many(self, edges: Sequence[LineageEdge]) -> None: ...
+
+
+def add_lineage_edges(store: MetadataStore, edges: Sequence[LineageEdge]) -> None:
+    """Record ``edges`` in one call where the store can, else one by one."""
+    if isinstance(store, LineageBatch):
+        store.add_lineage_many(edges)
+        return
+    for src, dst, relation, attributes in edges:
+        store.add_lineage(src, dst, relation, attributes)
 
 
 def open_metadata_store(uri: str | None = None) -> MetadataStore:

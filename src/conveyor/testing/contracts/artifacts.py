@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,8 @@ import pytest
 
 from conveyor.core.entities import ArtifactFile
 from conveyor.core.errors import ArtifactCorrupted, InvalidArgument, NotFound, UnsafePath
-from conveyor.stores.artifacts.base import ByteBackend
-from conveyor.stores.artifacts.cas import ContentStore, blob_key, hash_bytes, hash_file
+from conveyor.stores.artifacts.base import BatchWriter, ByteBackend
+from conveyor.stores.artifacts.cas import Blob, ContentStore, blob_key, hash_bytes, hash_file
 
 BIG = 20 * 1024 * 1024
 UNSAFE_KEYS = ["../escape", "/etc/passwd", "a/../../escape", ""]
@@ -197,6 +198,17 @@ class _CountingBackend:
         return getattr(self.inner, name)
 
 
+class _CountingBatchBackend(_CountingBackend):
+    """The counting wrapper for a backend that also writes batches."""
+
+    def put_files(self, items: Sequence[tuple[str, Path]]) -> None:
+        items = list(items)
+        with self._lock:
+            self.uploads += len(items)
+        assert isinstance(self.inner, BatchWriter)
+        self.inner.put_files(items)
+
+
 class ContentStoreContract:
     """Behaviour of a :class:`ContentStore` over a backend. Subclasses provide ``backend``."""
 
@@ -206,6 +218,8 @@ class ContentStoreContract:
 
     @pytest.fixture
     def counting(self, backend: ByteBackend) -> _CountingBackend:
+        if isinstance(backend, BatchWriter):
+            return _CountingBatchBackend(backend)
         return _CountingBackend(backend)
 
     @pytest.fixture
@@ -308,6 +322,23 @@ class ContentStoreContract:
         with pytest.raises(ArtifactCorrupted):
             store.get_bytes(digest)
         assert store.verify(digest) is False
+
+    def test_put_blobs_uploads_only_what_is_missing(
+        self, store: ContentStore, counting: _CountingBackend, tmp_path: Path
+    ) -> None:
+        paths = [_write_random(tmp_path / "in" / f"part-{i}.bin", 1000 + i) for i in range(6)]
+        (tmp_path / "in" / "twin.bin").write_bytes(paths[0].read_bytes())
+        paths.append(tmp_path / "in" / "twin.bin")
+        blobs = [Blob(*hash_file(p)) for p in paths]
+        already = store.put_file(paths[1])
+        uploaded = store.put_blobs(list(zip(blobs, paths, strict=True)))
+        assert sorted(b.digest for b, _ in uploaded) == sorted({b.digest for b in blobs} - {already.digest})
+        assert counting.uploads == 1 + 5  # the twin and the blob already stored are skipped
+        for blob, path in zip(blobs, paths, strict=True):
+            assert store.get_bytes(blob.digest) == path.read_bytes()
+        assert store.put_blobs(list(zip(blobs, paths, strict=True))) == []
+        assert store.put_blobs([]) == []
+        assert not [k for k in counting.list("") if ".conveyor-tmp-" in k]
 
     def test_truncated_blob_repaired_by_next_put(
         self, store: ContentStore, backend: ByteBackend, tmp_path: Path

@@ -344,3 +344,30 @@ class MetadataStoreContract:
         assert len(store.list_lineage(("run", run.id), "in")) == 1
         with pytest.raises(InvalidArgument):
             store.list_lineage(("run", run.id), "sideways")
+
+    def test_lineage_edges_in_bulk(self, store: Any) -> None:
+        from conveyor.stores.metadata.base import add_lineage_edges
+
+        run = _run(store)
+        store.add_lineage(("artifact", "blake3:a"), ("run", run.id), "input")
+        add_lineage_edges(store, [
+            (("artifact", "blake3:a"), ("run", run.id), "input", None),  # exists: skipped
+            (("artifact", "blake3:b"), ("run", run.id), "input", {"role": "x"}),
+            (("run", run.id), ("artifact", "blake3:c"), "output", None),
+            (("run", run.id), ("artifact", "blake3:c"), "output", None),  # twice in one call
+        ])
+        add_lineage_edges(store, [])
+        edges = store.list_lineage(("run", run.id))
+        assert [(e["src"], e["dst"], e["relation"]) for e in edges] == [
+            (("artifact", "blake3:a"), ("run", run.id), "input"),
+            (("artifact", "blake3:b"), ("run", run.id), "input"),
+            (("run", run.id), ("artifact", "blake3:c"), "output"),
+        ]
+        assert edges[1]["attributes"] == {"role": "x"}
+        with pytest.raises(InvalidArgument):  # checked before anything is written
+            add_lineage_edges(store, [
+                (("run", run.id), ("artifact", "blake3:d"), "output", None),
+                (("run", ""), ("artifact", "blake3:e"), "output", None),
+            ])
+        if hasattr(store, "add_lineage_many"):
+            assert len(store.list_lineage(("run", run.id))) == 3

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from conveyor.core import validation as v
 from conveyor.core.entities import ArtifactFile, MetricPoint, Page, Project, Run, RunStatus
@@ -26,7 +26,7 @@ from conveyor.core.errors import (
 from conveyor.core.ids import check_id, friendly_name, new_id, now_ms
 from conveyor.core.settings import current_user
 from conveyor.core.uris import safe_relpath
-from conveyor.stores.metadata.base import PointRow
+from conveyor.stores.metadata.base import LineageEdge, PointRow
 from conveyor.stores.metadata.sql import bulk, search
 from conveyor.stores.metadata.sql.audit import append_event
 from conveyor.stores.metadata.sql.datasets import SqlDatasetStore
@@ -62,6 +62,26 @@ _SELECT_PARAMS = select(params.c.key, params.c.value).where(
 
 def _float(value: float | None) -> float:
     return math.nan if value is None else value
+
+
+_LINEAGE_KEY = [
+    lineage_edges.c.src_kind, lineage_edges.c.src_id, lineage_edges.c.dst_kind,
+    lineage_edges.c.dst_id, lineage_edges.c.relation,
+]
+
+
+def _lineage_row(
+    src: tuple[str, str], dst: tuple[str, str], relation: str, attributes: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    for kind, ident in (src, dst):
+        if not kind or not ident or len(kind) > 32 or len(ident) > 255:
+            raise InvalidArgument(f"lineage node {(kind, ident)!r} is not (kind, id)", field="node")
+    if not relation or len(relation) > 64:
+        raise InvalidArgument("lineage relation must have 1 to 64 characters", field="relation")
+    return {
+        "src_kind": src[0], "src_id": src[1], "dst_kind": dst[0], "dst_id": dst[1],
+        "relation": relation, "created_at": now_ms(), "attributes": dict(attributes or {}),
+    }
 
 
 def _claim(conn: Connection, key: str, result: str | None = None) -> bool:
@@ -576,24 +596,29 @@ class SqlMetadataStore:
         relation: str,
         attributes: Mapping[str, Any] | None = None,
     ) -> None:
-        for kind, ident in (src, dst):
-            if not kind or not ident or len(kind) > 32 or len(ident) > 255:
-                raise InvalidArgument(f"lineage node {(kind, ident)!r} is not (kind, id)", field="node")
-        if not relation or len(relation) > 64:
-            raise InvalidArgument("lineage relation must have 1 to 64 characters", field="relation")
-        row = {
-            "src_kind": src[0], "src_id": src[1], "dst_kind": dst[0], "dst_id": dst[1],
-            "relation": relation, "created_at": now_ms(), "attributes": dict(attributes or {}),
-        }
-        try:
-            with write_transaction(self._engine) as conn:
-                conn.execute(insert(lineage_edges).values(**row))
-                append_event(
-                    conn, action="lineage.add", object_kind=src[0], object_id=src[1],
-                    after={"dst": list(dst), "relation": relation},
-                )
-        except IntegrityError:
-            pass  # the edge exists already: recording it again is a no-op
+        self.add_lineage_many([(src, dst, relation, attributes)])
+
+    def add_lineage_many(self, edges: Sequence[LineageEdge]) -> None:
+        """Record many ``(src, dst, relation, attributes)`` edges in one transaction.
+
+        Each new edge gets its ``lineage.add`` audit event, as with :meth:`add_lineage`;
+        an edge that exists already is skipped (no error, no event). All are checked
+        before anything is written.
+        """
+        rows = [_lineage_row(*edge) for edge in edges]
+        if not rows:
+            return
+        with write_transaction(self._engine) as conn:
+            statement = bulk.dialect_insert(conn)(lineage_edges).on_conflict_do_nothing(
+                index_elements=_LINEAGE_KEY
+            )
+            for row in rows:
+                if conn.execute(statement, row).rowcount:
+                    append_event(
+                        conn, action="lineage.add", object_kind=row["src_kind"],
+                        object_id=row["src_id"],
+                        after={"dst": [row["dst_kind"], row["dst_id"]], "relation": row["relation"]},
+                    )
 
     def list_lineage(self, node: tuple[str, str], direction: str = "both") -> list[dict[str, Any]]:
         if direction not in ("in", "out", "both"):
