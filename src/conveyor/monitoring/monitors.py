@@ -136,7 +136,10 @@ def check_alerts(alerts: Sequence[str] | None, home: Path) -> list[str]:
         raise InvalidArgument("alerts must be a list of channel specs such as 'webhook=https://...'",
                               field="alerts")
     for spec in alerts:
-        parse_channel(spec, default_log=home / "alerts.jsonl")
+        try:
+            parse_channel(spec, default_log=home / "alerts.jsonl")
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"alert channel {spec.partition('=')[0]!r}: {exc.message}", field="alerts") from None
     return list(alerts)
 
 
