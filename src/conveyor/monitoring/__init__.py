@@ -26,9 +26,9 @@ _LAZY = {
     "delete_monitor": _API,
     "drift": "conveyor.monitoring.data_drift",
     "get_monitor": _API,
-    "incidents": _API,
+    "list_incidents": _API,
     "list_monitors": _API,
-    "results": _API,
+    "list_results": _API,
     "run_monitor": _API,
 }
 

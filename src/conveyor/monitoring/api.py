@@ -77,13 +77,13 @@ def run_monitor(name: str, now: Any = None) -> MonitorRun:
                now=now)
 
 
-def results(name: str, limit: int = 100, *, with_reports: bool = False) -> list[ResultRecord]:
+def list_results(name: str, limit: int = 100, *, with_reports: bool = False) -> list[ResultRecord]:
     """The monitor's stored results, newest first."""
     svc = service()
     return svc.records.list_results(svc.get(name).id, limit, with_reports=with_reports)
 
 
-def incidents(name: str, limit: int = 100) -> list[IncidentRecord]:
+def list_incidents(name: str, limit: int = 100) -> list[IncidentRecord]:
     """The monitor's incidents, newest first."""
     svc = service()
     return svc.records.list_incidents(svc.get(name).id, limit)
