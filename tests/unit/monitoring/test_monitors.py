@@ -14,6 +14,7 @@ import pytest
 import conveyor as cv
 from conveyor.core.errors import InvalidArgument, NotFound
 from conveyor.stores.predictions import PredictionLog
+from conveyor.testing.datasets import data_home  # noqa: F401  (SQLite and PostgreSQL)
 
 DATA = Path(__file__).resolve().parents[3] / "examples" / "data" / "bike_sharing_hourly.csv"
 FEATURES = ["season", "yr", "mnth", "hr", "holiday", "weekday", "workingday", "weathersit",
@@ -28,7 +29,7 @@ def bikes() -> pd.DataFrame:
 
 
 @pytest.fixture
-def model(conveyor_home: Path, bikes: pd.DataFrame) -> Any:
+def model(data_home: Path, bikes: pd.DataFrame) -> Any:
     """LightGBM trained on 2011, its holdout RMSE logged to the run, registered as bike-demand."""
     import lightgbm as lgb
 
@@ -175,3 +176,9 @@ def test_a_failing_channel_is_recorded_and_never_breaks_the_evaluation(
     assert "could not reach" in outcome.deliveries[0]["error"]
     assert [d["ok"] for d in cv.monitoring.list_incidents("bikes")[0].deliveries] == [False, True]
     assert len(alerts.read_text().splitlines()) == 1
+
+
+def test_every_public_monitoring_name_resolves() -> None:
+    assert cv.monitoring.__all__ == sorted(cv.monitoring.__all__)
+    for name in cv.monitoring.__all__:
+        assert getattr(getattr(cv.monitoring, name), "__name__", name) == name
