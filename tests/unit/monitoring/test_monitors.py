@@ -14,7 +14,6 @@ import pytest
 import conveyor as cv
 from conveyor.core.errors import InvalidArgument, NotFound
 from conveyor.stores.predictions import PredictionLog
-from conveyor.testing.datasets import data_home  # noqa: F401  (SQLite and PostgreSQL)
 
 DATA = Path(__file__).resolve().parents[3] / "examples" / "data" / "bike_sharing_hourly.csv"
 FEATURES = ["season", "yr", "mnth", "hr", "holiday", "weekday", "workingday", "weathersit",
