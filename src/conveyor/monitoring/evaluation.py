@@ -57,6 +57,17 @@ def _finite(value: Any) -> float | None:
     return float(value) if value is not None and math.isfinite(float(value)) else None
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN as ``None`` and infinities as text: PostgreSQL's JSON has neither."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: json_safe(x) for k, x in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(x) for x in value]
+    return value
+
+
 def _baseline(monitor: Monitor, registry: Any, store: Any, versions: Any) -> tuple[float | None, str]:
     """The metric of the model version that served most labelled rows, from its run."""
     if monitor.baseline is not None:
@@ -122,14 +133,18 @@ def evaluate_window(monitor: Monitor, window: Any, *, registry: Any, store: Any)
     if monitor.metric is not None and len(labelled) >= MIN_LABELLED:
         task = METRIC_TASKS[monitor.metric]
         y, pred = labelled[LABEL].to_numpy(), labelled[PREDICTION].to_numpy()
-        if task == "regression":
-            y, pred = y.astype(float), pred.astype(float)
-        metrics = prediction_metrics(task, y, pred)
-        value = _finite(metrics[monitor.metric])
+        metrics: dict[str, float] = {}
+        try:
+            if task == "regression":
+                y, pred = y.astype(float), pred.astype(float)
+            metrics = prediction_metrics(task, y, pred)
+        except (TypeError, ValueError):  # text labels for a regression, say: say so, do not crash
+            reasons.append(f"performance not judged: labels or predictions are not numbers for {monitor.metric}")
+        value = _finite(metrics.get(monitor.metric))
         baseline, source = _baseline(monitor, registry, store, labelled.get("_version", []))
         performance |= {"metrics": {k: _finite(x) for k, x in metrics.items()}, "baseline": baseline,
                         "baseline_source": source}
-        rule = check_metric(monitor.metric, monitor.metric_threshold)
+        rule = check_metric(monitor.metric, monitor.metric_threshold) if metrics else None
         if rule is not None and value is not None:
             outcome = rule.check({"candidate": {monitor.metric: value,
                                                 **({"baseline": baseline} if baseline is not None else {})}})
@@ -143,7 +158,7 @@ def evaluate_window(monitor: Monitor, window: Any, *, registry: Any, store: Any)
     elif monitor.metric is not None:
         performance["note"] = f"{len(labelled)} labelled rows; at least {MIN_LABELLED} are needed to judge"
     status = "degraded" if degraded else "drift" if drifted else "ok"
-    body = report.to_dict() | {"performance": performance, "outlier_rate": outlier_rate}
+    body = json_safe(report.to_dict() | {"performance": performance, "outlier_rate": outlier_rate})
     fields = {"share_drifted": report.share_drifted, "drifted_columns": report.drifted_columns,
               "metric_value": value, "baseline": baseline, "outlier_rate": outlier_rate,
               "labelled_rows": len(labelled), "report": body}

@@ -44,7 +44,8 @@ def model(data_home: Path, bikes: pd.DataFrame) -> Any:
     return fitted
 
 
-def _serve(model: Any, rows: pd.DataFrame, *, now: int = NOW, labels: bool = True, prefix: str = "r") -> None:
+def _serve(model: Any, rows: pd.DataFrame, *, now: int = NOW, labels: bool = True, prefix: str = "r",
+           label_values: list[Any] | None = None) -> None:
     """Write ``rows`` to the prediction log as served in the hour before ``now``, with their labels."""
     log = PredictionLog.open()
     ids = [f"{prefix}{i}" for i in range(len(rows))]
@@ -54,7 +55,8 @@ def _serve(model: Any, rows: pd.DataFrame, *, now: int = NOW, labels: bool = Tru
                 "_prediction": model.predict(rows[FEATURES]).tolist()}
     log.append_columns("bike-demand", columns)
     if labels:
-        log.add_feedback("bike-demand", list(zip(ids, rows["cnt"].tolist(), strict=True)))
+        values = label_values if label_values is not None else rows["cnt"].tolist()
+        log.add_feedback("bike-demand", list(zip(ids, values, strict=True)))
 
 
 def _reference(bikes: pd.DataFrame) -> pd.DataFrame:
@@ -181,3 +183,19 @@ def test_every_public_monitoring_name_resolves() -> None:
     assert cv.monitoring.__all__ == sorted(cv.monitoring.__all__)
     for name in cv.monitoring.__all__:
         assert getattr(getattr(cv.monitoring, name), "__name__", name) == name
+
+
+def test_labels_that_are_not_numbers_leave_performance_unjudged_not_crashed(model: Any, bikes: pd.DataFrame) -> None:
+    _create(bikes, target=None)
+    rows = _reference(bikes).sample(50, random_state=7)
+    _serve(model, rows, label_values=["high"] * len(rows))
+    outcome = cv.monitoring.run_monitor("bikes", now=NOW)
+    assert outcome.status != "degraded" and outcome.result.metric_value is None
+    assert any("not numbers" in r for r in outcome.result.reasons)
+
+
+def test_reports_are_stored_without_nan_or_infinity() -> None:
+    from conveyor.monitoring.evaluation import json_safe
+
+    assert json_safe({"a": [float("nan"), 1.5], "b": float("-inf"), "c": (float("inf"), "x")}) == {
+        "a": [None, 1.5], "b": "-inf", "c": ["inf", "x"]}
