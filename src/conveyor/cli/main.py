@@ -18,6 +18,7 @@ from conveyor.cli import (
     data,
     db,
     models,
+    monitor,
     pipelines,
     projects,
     quickstart,
@@ -51,6 +52,7 @@ def cli() -> None:
 
 
 for group in (projects.group, runs.group, artifacts.group, data.group, models.group, pipelines.group, db.group,
+    monitor.group,
     users.group, tokens.group, audit.group,
 ):
     cli.add_command(group)

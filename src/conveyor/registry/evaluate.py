@@ -182,3 +182,19 @@ def score(
         keys = data[column].astype(str).to_numpy()
         per_slice[column] = {str(value): compute(keys == value) for value in np.unique(keys)}
     return Evaluation(task, len(y), compute(everything), per_slice)
+
+
+def prediction_metrics(task: str, y: Any, pred: Any) -> dict[str, float]:
+    """The task's metrics from labels and predictions already made (the prediction log's case).
+
+    No probabilities are available there, so classification gets accuracy,
+    precision, recall and F1 only.
+    """
+    import numpy as np
+
+    if task not in TASKS:
+        raise InvalidArgument(f"task must be one of {list(TASKS)}, got {task!r}", field="task")
+    if task == "regression":
+        return _regression(y, pred)
+    classes = sorted(np.unique(np.concatenate([np.asarray(y), np.asarray(pred).ravel()])).tolist())
+    return _classification(y, pred, None, classes)

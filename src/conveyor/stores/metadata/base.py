@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from conveyor.core.entities import ArtifactFile, MetricPoint, Page, Project, Run, RunStatus
 from conveyor.stores.metadata.datasets import DatasetStore
+from conveyor.stores.metadata.monitors import MonitorStore
 from conveyor.stores.metadata.registry import RegistryStore
 
 #: A buffered metric point on its way to the store: (run_id, key, value, step, timestamp_ms).
@@ -38,6 +39,8 @@ class MetadataStore(Protocol):
     datasets: DatasetStore
     #: registered models, versions, aliases and promotion records (``registry.py``)
     registry: RegistryStore
+    #: stored monitors, their results and incidents (``conveyor.monitoring.monitors``)
+    monitors: MonitorStore
 
     # projects
     def get_or_create_project(self, name: str) -> Project: ...

@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 
 #: The Alembic revision these tables correspond to.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 # Integer primary keys must be INTEGER on SQLite to alias the rowid (autoincrement).
 PK = BigInteger().with_variant(Integer(), "sqlite")
@@ -367,4 +367,63 @@ idempotency_keys = Table(
     Column("key", String(64), primary_key=True),
     Column("created_at", BigInteger, nullable=False),
     Column("result", String(64), nullable=True),  # e.g. the id a create returned
+)
+
+
+# ------------------------------------------------------------------ monitoring
+# Stored monitors (``stores/metadata/sql/monitors.py``): what to watch and the
+# reference reduced once to a profile; every evaluation as a row of a time
+# series; and incidents, at most one open per monitor, which is what keeps a
+# lasting problem from sending an alert on every evaluation.
+
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project", String(250), nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("model", String(250), nullable=False),
+    Column("config", JSON, nullable=False),  # window, thresholds, metric, alert channels, features
+    Column("reference", JSON, nullable=False),  # a ReferenceProfile as data
+    Column("outliers", JSON, nullable=True),  # an OutlierDetector as data
+    Column("created_by", String(250), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("project", "name"),
+)
+
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("seq", PK, primary_key=True, autoincrement=True),  # evaluation order, ties broken
+    Column("id", String(32), nullable=False, unique=True),
+    Column("monitor_id", String(32), ForeignKey("monitors.id"), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("window_start", BigInteger, nullable=False),
+    Column("window_end", BigInteger, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("labelled_rows", Integer, nullable=False),
+    Column("share_drifted", Float, nullable=True),
+    Column("drifted_columns", JSON, nullable=False),
+    Column("metric_value", Float, nullable=True),
+    Column("baseline", Float, nullable=True),
+    Column("outlier_rate", Float, nullable=True),
+    Column("status", String(16), nullable=False),  # ok | drift | degraded | no-data
+    Column("reasons", JSON, nullable=False),
+    Column("report", JSON, nullable=True),  # the DriftReport as data
+    Index(None, "monitor_id", "seq"),
+)
+
+monitor_incidents = Table(
+    "monitor_incidents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("monitor_id", String(32), ForeignKey("monitors.id"), nullable=False),
+    Column("status", String(16), nullable=False),  # open | resolved
+    Column("reason", Text, nullable=False),
+    Column("opened_at", BigInteger, nullable=False),
+    Column("opened_by", String(32), nullable=False),  # the result that opened it
+    Column("resolved_at", BigInteger, nullable=True),
+    Column("resolved_by", String(32), nullable=True),
+    Column("deliveries", JSON, nullable=False),  # every alert sent for it, and how it went
+    Index(None, "monitor_id", "status"),
 )

@@ -32,6 +32,7 @@ from conveyor.stores.metadata.sql.audit import append_event
 from conveyor.stores.metadata.sql.datasets import SqlDatasetStore
 from conveyor.stores.metadata.sql.engine import make_engine, read_transaction, write_transaction
 from conveyor.stores.metadata.sql.migrate import _redact, ensure_schema
+from conveyor.stores.metadata.sql.monitors import SqlMonitorStore
 from conveyor.stores.metadata.sql.registry import SqlRegistryStore
 from conveyor.stores.metadata.sql.schema import (
     artifacts,
@@ -112,6 +113,7 @@ class SqlMetadataStore:
         self._pk_lock = threading.Lock()
         self.datasets = SqlDatasetStore(self._engine)
         self.registry = SqlRegistryStore(self._engine)
+        self.monitors = SqlMonitorStore(self._engine)
         self._governance: Any = None
 
     @property
