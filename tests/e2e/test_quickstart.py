@@ -6,6 +6,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd  # the dev extras install pandas and LightGBM: a missing one must fail, not skip
 import pytest
 
 import conveyor as cv
@@ -18,9 +19,6 @@ from conveyor.quickstart import (
     find_data,
     run_quickstart,
 )
-
-pd = pytest.importorskip("pandas")
-pytest.importorskip("lightgbm")
 
 
 @pytest.fixture

@@ -272,10 +272,13 @@ def test_a_tampered_version_is_refused_and_the_previous_one_keeps_serving(
         assert meta["version"] == 1 and "not loaded" in meta["primary"]["error"]
 
 
-def test_a_service_whose_model_is_tampered_never_becomes_ready(registered: dict[int, Any]) -> None:
+def test_a_service_whose_model_is_tampered_never_becomes_ready(
+    registered: dict[int, Any], bikes: pd.DataFrame
+) -> None:
     _tamper(2)
     config = ServeConfig(model="models:/bike-demand/2")
     with running(create_app(config, cv.models.registry())) as url, httpx.Client(base_url=url) as http:
         r = http.get("/ready")
         assert r.status_code == 503 and "not loaded" in r.json()["errors"][0]
-        assert http.post("/v1/models/bike-demand/predict", json={"records": []}).status_code in (400, 503)
+        answer = http.post("/v1/models/bike-demand/predict", json={"records": _records(bikes, 1)})
+        assert answer.status_code == 503 and "not loaded" in answer.json()["error"]["message"]

@@ -424,7 +424,6 @@ def test_db_commands_refuse_a_string_that_is_not_a_uri(conveyor_home: Path) -> N
 def test_db_commands_report_an_unreachable_server_in_one_line(
     conveyor_home: Path, command: str
 ) -> None:
-    pytest.importorskip("psycopg")
     line = fails("db", command, "--uri", "postgresql://conveyor@127.0.0.1:1/conveyor", code=7)
     assert "127.0.0.1" in line
 

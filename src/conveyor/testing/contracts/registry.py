@@ -38,11 +38,11 @@ class RegistryStoreContract:
 
     def audit_events(self, store: Any) -> list[Any]:
         """The store's audit events, oldest first (each has ``action``, ``actor``, ``details``)."""
-        raise NotImplementedError
+        raise NotImplementedError("subclasses say how to read the audit trail of their store")
 
     def audit_chain_ok(self, store: Any) -> bool:
         """Whether the audit trail's hash chain verifies."""
-        raise NotImplementedError
+        raise NotImplementedError("subclasses say how to verify the audit chain of their store")
 
     def audit_actions(self, store: Any) -> list[str]:
         return [e.action for e in self.audit_events(store)]
