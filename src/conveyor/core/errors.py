@@ -177,6 +177,12 @@ class GateFailed(InvalidState):
         return {**super().to_dict(), "report": self.report}
 
 
+class LeaseLost(InvalidState):
+    """The agent lease named in a write is held by someone else now; nothing was written."""
+
+    code = "LEASE_LOST"
+
+
 class ArtifactCorrupted(ConveyorError):
     """Stored bytes do not match their content hash: tampered or truncated."""
 

@@ -107,9 +107,12 @@ def set_gate(name: str, gate: Gate | Mapping[str, Any] | str | None) -> Register
 
 
 def promote(name: str, version: int, to: str = "champion", *, gate: Gate | Mapping[str, Any] | str | None = None,
-            force: bool = False, reason: str | None = None) -> GateEvaluation:
-    """Move ``to`` onto ``version`` through the gate; raises GateFailed with the report if it fails."""
-    return registry().promote(name, version, to, gate=gate, force=force, reason=reason)
+            force: bool = False, reason: str | None = None, against: str | None = None) -> GateEvaluation:
+    """Move ``to`` onto ``version`` through the gate; raises GateFailed with the report if it fails.
+
+    ``against`` names the alias whose holder the candidate must beat (default: ``to``).
+    """
+    return registry().promote(name, version, to, gate=gate, force=force, reason=reason, against=against)
 
 
 def rollback(name: str, alias: str = "champion") -> ModelVersion:

@@ -188,12 +188,15 @@ class ModelRegistry:
         gate: gates.Gate | Mapping[str, Any] | str | None = None,
         force: bool = False,
         reason: str | None = None,
+        against: str | None = None,
     ) -> GateEvaluation:
         """Move alias ``to`` onto ``version`` if the gate passes (or ``force`` with a reason).
 
         The gate is ``gate`` if given, else the model's declared gate; with neither,
-        only the signature check against the current holder runs. The evaluation is
-        recorded and audited whatever the verdict.
+        only the signature check against the current holder runs. The candidate is
+        compared with the holder of ``against`` (default: ``to`` itself), so a
+        candidate can be made ``challenger`` only if it beats the ``champion``.
+        The evaluation is recorded and audited whatever the verdict.
 
         Raises:
             GateFailed: a check failed; ``.report`` lists every check. Nothing moved.
@@ -207,9 +210,11 @@ class ModelRegistry:
         declared = model.gate or None
         spec = gates.as_gate(gate) if gate is not None else (gates.Gate.from_dict(declared) if declared else None)
         spec = spec or gates.Gate()
-        holder = model.aliases.get(to)
-        if holder == candidate_mv.version:
+        if model.aliases.get(to) == candidate_mv.version:
             raise InvalidState(f"{name} version {version} already holds {to!r}")
+        holder = model.aliases.get(against or to)
+        if holder == candidate_mv.version:  # compared with itself: no champion to beat
+            holder = None
         champion_mv = self.get_version(name, holder) if holder is not None else None
         if spec.dataset is not None or spec.latency_p95_ms is not None:
             candidate: Any = self.load(candidate_mv)
@@ -227,7 +232,7 @@ class ModelRegistry:
         if not report["passed"] and not force:
             raise GateFailed(
                 f"promotion of {name} version {version} to {to!r} refused by its gate"
-                f"{f' (champion: version {holder})' if holder else ''}:\n{gates.format_report(report)}",
+                f"{f' (compared with version {holder})' if holder else ''}:\n{gates.format_report(report)}",
                 report=report,
             )
         return evaluation
