@@ -247,7 +247,8 @@ class AutomationSpec:
             promote = asdict(self.promote)
             trial = promote.pop("canary")
             if trial is not None:
-                promote[trial.pop("mode")] = {k: val for k, val in trial.items() if val is not None}
+                mode = trial.pop("mode")
+                promote[mode] = {k: val for k, val in trial.items() if val is not None}
             out["promote"] = {k: val for k, val in promote.items() if val is not None}
         if self.rollback is not None:
             out["rollback"] = {"when": self.rollback.when, "within": self.rollback.within}
