@@ -156,7 +156,8 @@ class Agent:
         return bool(last) and self.clock() - last[0].created_at < spec.cooldown_ms
 
     def _fire(self, record: Any, spec: AutomationSpec) -> FiringRecord | None:
-        for wanted in triggers.due(spec, record, self.store, self.clock()):
+        recent = self.store.automation.list_firings(record.id, limit=20)
+        for wanted in triggers.due(spec, record, self.store, self.clock(), recent):
             fired = self.store.automation.add_firing(
                 record.id, trigger=wanted.trigger, key=wanted.key, reason=wanted.reason, evidence=wanted.evidence,
                 cursor=wanted.cursor, fence=(self.lease_name, self.token or 0))

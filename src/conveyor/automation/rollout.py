@@ -182,7 +182,8 @@ class Step:
             if data_ref is not None:
                 params[self.spec.data.param] = self.data_value(data_ref)
         self.move(RUNNING, ("resumed: " if resumed else "") + f"pipeline {self.spec.pipeline} started"
-                  + (f" on {data_ref}" if data_ref else ""), {"started": True, "params": _jsonable(params)})
+                  + (f" on {data_ref}" if data_ref else ""), {"started": True, "params": _jsonable(params)},
+                  **({"evidence": {"dataset": data_ref}} if data_ref else {}))
         pipeline = load_pipeline(self.spec.pipeline)
         result = pipeline.run(executor=self.spec.executor, project=self.automation.project, **params)
         self.lineage(("run", result.id), "triggered")

@@ -80,12 +80,13 @@ def schedule(t: Trigger, cursor: int, now: int) -> Wanted | None:
                   (t.cursor, due_ms))
 
 
-def new_data(t: Trigger, cursor: int, store: Any) -> Wanted | None:
+def new_data(t: Trigger, cursor: int, store: Any, used: int = 0) -> Wanted | None:
+    """``used``: the newest version of the dataset a firing already trained on (whatever fired it)."""
     try:
         record = store.datasets.get_version(t.dataset)
     except NotFound:
         return None
-    if int(record.version) <= int(cursor or 0):
+    if int(record.version) <= max(int(cursor or 0), used):
         return None
     rows = f", {record.num_rows:,} rows" if record.num_rows is not None else ""
     return Wanted("new_data", f"new_data:{record.ref}", f"new data: {record.ref}{rows}",
@@ -154,8 +155,23 @@ def performance(t: Trigger, store: Any, project: str) -> Wanted | None:
                   (t.cursor, result.id))
 
 
-def due(spec: AutomationSpec, record: AutomationRecord, store: Any, now: int) -> list[Wanted]:
-    """Every trigger of ``spec`` that wants to fire at ``now``, in the order ``on`` lists them."""
+def used_data(firings: list[Any], dataset: str) -> int:
+    """The newest version of ``dataset`` that one of ``firings`` ran its pipeline on (0: none)."""
+    versions = [0]
+    for f in firings:
+        name, _, version = str(f.evidence.get("dataset") or "").partition("@")
+        if name == dataset and version.isdigit():
+            versions.append(int(version))
+    return max(versions)
+
+
+def due(spec: AutomationSpec, record: AutomationRecord, store: Any, now: int,
+        recent: list[Any] | None = None) -> list[Wanted]:
+    """Every trigger of ``spec`` that wants to fire at ``now``, in the order ``on`` lists them.
+
+    ``recent``: the automation's latest firings; new data they already trained on
+    does not fire again (a drift firing that retrained on ``bikes@3`` used it up).
+    """
     wanted: list[Wanted] = []
     for t in spec.triggers:
         cursor = record.cursors.get(t.cursor)
@@ -163,7 +179,7 @@ def due(spec: AutomationSpec, record: AutomationRecord, store: Any, now: int) ->
         if t.kind == "schedule":
             found = schedule(t, int(cursor if cursor is not None else record.created_at), now)
         elif t.kind == "new_data":
-            found = new_data(t, int(cursor or 0), store)
+            found = new_data(t, int(cursor or 0), store, used_data(recent or [], t.dataset or ""))
         elif t.kind == "drift":
             found = drift(t, store, record.project)
         elif t.kind == "performance":
