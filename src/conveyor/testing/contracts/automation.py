@@ -153,10 +153,13 @@ class AutomationStoreContract:
         made = self.make(store)
         firing = fire(auto, made.id)
         run_id = new_id()
+        extra: dict[str, dict[str, Any]] = {
+            "running": {"run_id": run_id}, "gating": {"candidate": 4, "previous": 3},
+            "canary": {"evidence": {"canary_share": 0.1}},
+        }
         state = "pending"
         for step in PATH:
-            fields: dict[str, Any] = {"running": {"run_id": run_id}, "gating": {"candidate": 4, "previous": 3},
-                                      "canary": {"evidence": {"canary_share": 0.1}}}.get(step, {})
+            fields = extra.get(step, {})
             firing = auto.advance_firing(firing.id, expect=state, state=step, message=f"now {step}",
                                          details={"step": step}, **fields)
             assert firing.state == step and auto.get_firing(firing.id) == firing
