@@ -193,6 +193,10 @@ class AutomationStoreContract:
         with pytest.raises(InvalidArgument):
             auto.advance_firing(firing.id, expect="failed", state="failed", message="?", colour="red")
         assert auto.get_firing(firing.id) == failed
+        noted = auto.advance_firing(firing.id, expect="failed", state="failed", message="metrics",
+                                    details={"rmse": float("nan"), "r2": [0.5, float("inf")]})
+        assert noted.steps[-1]["details"] == {"rmse": None, "r2": [0.5, None]}  # JSON has no NaN
+        assert auto.get_firing(firing.id) == noted and noted.finished_at == failed.finished_at
         with pytest.raises(NotFound):
             auto.advance_firing(new_id(), expect="pending", state="running", message="?")
 

@@ -12,6 +12,7 @@ transaction; the audit event is written last, after every row lock is held.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,12 +56,33 @@ def _firing(row: Any) -> FiringRecord:
 
 
 def _json(value: Any, field: str) -> Any:
-    """``value`` as it will read back from a JSON column; refused when it is not JSON."""
+    """``value`` as it will read back from a JSON column; refused when it is not JSON.
+
+    NaN and infinities become ``null`` (PostgreSQL's JSON has no such numbers;
+    one behaviour on both databases matters more); NumPy values become plain ones.
+    """
     try:
-        return json.loads(json.dumps(value, allow_nan=False))
+        return _finite(json.loads(json.dumps(value, default=_numpy)))
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"{field} must be JSON data (plain dicts, lists, numbers, text): {exc}",
                               field=field) from None
+
+
+def _numpy(value: Any) -> Any:
+    for convert in ("tolist", "item"):  # NumPy arrays and scalars, e.g. a metric as numpy.int64
+        if callable(getattr(value, convert, None)):
+            return getattr(value, convert)()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
 
 
 def _mapping(value: Any, field: str) -> dict[str, Any]:
