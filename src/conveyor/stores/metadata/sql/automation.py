@@ -7,6 +7,10 @@ number and advances the cursor. Moving a firing locks the firing's row, so of
 several agents moving it from the state they saw, only the first succeeds.
 Both check the caller's lease (the fence, see ``leases.py``) in the same
 transaction; the audit event is written last, after every row lock is held.
+
+A firing in a final state takes notes (``expect == state``) but never moves
+again. ``updated_at`` of an automation is when its spec or ``enabled`` last
+changed; cursors move without touching it.
 """
 
 from __future__ import annotations
