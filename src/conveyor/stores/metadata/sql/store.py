@@ -29,6 +29,7 @@ from conveyor.core.uris import safe_relpath
 from conveyor.stores.metadata.base import LineageEdge, PointRow
 from conveyor.stores.metadata.sql import bulk, search
 from conveyor.stores.metadata.sql.audit import append_event
+from conveyor.stores.metadata.sql.automation import SqlAutomationStore
 from conveyor.stores.metadata.sql.datasets import SqlDatasetStore
 from conveyor.stores.metadata.sql.engine import make_engine, read_transaction, write_transaction
 from conveyor.stores.metadata.sql.migrate import _redact, ensure_schema
@@ -114,6 +115,7 @@ class SqlMetadataStore:
         self.datasets = SqlDatasetStore(self._engine)
         self.registry = SqlRegistryStore(self._engine)
         self.monitors = SqlMonitorStore(self._engine)
+        self.automation = SqlAutomationStore(self._engine)
         self._governance: Any = None
 
     @property
