@@ -18,8 +18,8 @@ from conveyor.automation.spec import AutomationSpec
 from conveyor.stores.metadata.automation import FiringRecord
 
 __all__ = [
-    "Automation", "AutomationService", "AutomationSpec", "agent", "apply", "apply_file", "delete", "get",
-    "history", "list_automations", "service", "story", "trigger",
+    "Automation", "AutomationService", "AutomationSpec", "apply", "apply_file", "delete", "get",
+    "build_agent", "history", "list_automations", "service", "story", "trigger",
 ]
 
 
@@ -68,7 +68,7 @@ def story(name: str, limit: int = 20) -> list[str]:
     return service().story(name, limit)
 
 
-def agent(**options: Any) -> Any:
+def build_agent(**options: Any) -> Any:
     """An :class:`~conveyor.automation.agent.Agent` over the fluent client's stores (``.run_once()``)."""
     from conveyor.automation.agent import Agent
     from conveyor.tracking import fluent

@@ -118,7 +118,8 @@ class Agent:
 
     def _pass(self) -> PassReport:
         report = PassReport(leader=True)
-        works = Works(self.store, self.content, self.home, (self.lease_name, self.token or 0), self.clock)
+        works = Works(self.store, self.content, self.home, (self.lease_name, self.token or 0), self.clock,
+                      holder=self.holder)
         automations = [a for a in self.store.automation.list_automations() if a.enabled]
         active: dict[str, list[FiringRecord]] = {}
         for firing in self.store.automation.active_firings():

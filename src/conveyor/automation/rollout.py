@@ -68,6 +68,7 @@ class Works:
     home: Path
     fence: tuple[str, int] | None
     now: Callable[[], int]
+    holder: str = "agent"
     prediction_log: Any = None
 
     def registry(self, project: str) -> Any:
@@ -96,11 +97,12 @@ class Step:
     # ------------------------------------------------------------------ plumbing
 
     def move(self, state: str, message: str, details: dict[str, Any] | None = None, **fields: Any) -> FiringRecord:
+        moved = state != self.firing.state
         self.firing = self.records.advance_firing(
             self.firing.id, expect=self.firing.state, state=state, message=message, details=details or {},
             fence=self.w.fence, **fields)
         log.info("automation %s firing #%d: %s: %s", self.automation.name, self.firing.number, state, message)
-        if state in (FAILED, REJECTED, ROLLED_BACK) or (state == WATCHING and self.firing.previous is not None):
+        if moved and (state in (FAILED, REJECTED, ROLLED_BACK) or (state == WATCHING and self.firing.previous)):
             self.alert(state, message)
         return self.firing
 
@@ -128,6 +130,10 @@ class Step:
     def model(self) -> str:
         assert self.spec.promote is not None
         return self.spec.promote.model
+
+    def intends(self, action: str) -> bool:
+        """Whether an earlier agent wrote that it was about to ``action`` (then maybe died)."""
+        return any(step.get("details", {}).get("intent") == action for step in self.firing.steps)
 
     def aliases(self) -> dict[str, int]:
         return dict(self.w.registry(self.automation.project).get_model(self.model).aliases)
@@ -167,7 +173,7 @@ class Step:
         self.move(FAILED, f"{self.firing.state} failed: {text}; the champion is untouched", error=text)
 
     def start(self) -> None:
-        self.move(RUNNING, f"running pipeline {self.spec.pipeline}")
+        self.move(RUNNING, f"picked up by {self.w.holder}")
         self.run()
 
     def run(self) -> None:
@@ -244,6 +250,9 @@ class Step:
         assert self.spec.promote is not None and self.firing.candidate is not None
         promote = self.spec.promote
         candidate = self.firing.candidate
+        if self.intends("promote"):  # the alias may have moved before the last agent stopped: finish that
+            self.promote(self.firing.previous, "resumed after the previous agent stopped", {})
+            return
         aliases = self.aliases()
         champion = aliases.get(promote.alias)
         if champion == candidate:
@@ -280,12 +289,18 @@ class Step:
         assert self.spec.promote is not None and self.firing.candidate is not None
         promote, candidate = self.spec.promote, self.firing.candidate
         registry = self.w.registry(self.automation.project)
-        now = self.w.now()
-        previous_live = None
-        if champion is not None and self.spec.rollback is not None:
-            span = self.spec.rollback.within_ms
-            previous_live = live.measure(self.w.log(), self.model, champion, now - span, now,
-                                         self.spec.rollback.metrics).to_dict()
+        if self.intends("promote"):  # resuming: use what the agent that wrote the intent measured
+            now = int(self.firing.evidence.get("promoted_at") or self.w.now())
+            previous_live = self.firing.evidence.get("previous_live")
+        else:
+            now = self.w.now()
+            previous_live = None
+            if champion is not None and self.spec.rollback is not None:
+                span = self.spec.rollback.within_ms
+                previous_live = live.measure(self.w.log(), self.model, champion, now - span, now,
+                                             self.spec.rollback.metrics).to_dict()
+            self.move(self.firing.state, f"moving {promote.alias} to version {candidate}", {"intent": "promote"},
+                      previous=champion, evidence={"previous_live": previous_live, "promoted_at": now})
         if self.aliases().get(promote.alias) != candidate:
             registry.records.set_alias(self.automation.project, self.model, promote.alias, candidate,
                                        action="promote", details={"automation": self.automation.name,
@@ -312,6 +327,9 @@ class Step:
         """Judge the canary (or shadow) once its time is up and it has seen enough labelled rows."""
         assert self.spec.promote is not None and self.spec.promote.canary is not None
         trial = self.spec.promote.canary
+        if self.intends("promote"):
+            self.promote(self.firing.previous, "resumed after the previous agent stopped", {})
+            return
         started = int(self.firing.evidence["trial_started"])
         now = self.w.now()
         if now - started < trial.duration_ms:
@@ -343,6 +361,9 @@ class Step:
         """Roll back when the rule trips within the watch period; finish when it ends."""
         assert self.spec.promote is not None and self.spec.rollback is not None
         promote, rollback = self.spec.promote, self.spec.rollback
+        if self.intends("rollback"):
+            self.roll_back(self.firing.evidence.get("rollback_rules", []), None, None)
+            return
         promoted = int(self.firing.evidence["promoted_at"])
         now = self.w.now()
         candidate = live.measure(self.w.log(), self.model, self.firing.candidate, promoted, now, rollback.metrics)
@@ -360,11 +381,15 @@ class Step:
             self.move(DONE, f"version {self.firing.candidate} {kept} after {rollback.within} of watching "
                       f"({candidate.labelled} labelled rows)", {"candidate": candidate.to_dict()})
 
-    def roll_back(self, outcomes: list[dict[str, Any]], candidate: live.Live, previous: live.Live | None) -> None:
+    def roll_back(self, outcomes: list[dict[str, Any]], candidate: live.Live | None,
+                  previous: live.Live | None) -> None:
         assert self.spec.promote is not None and self.firing.previous is not None
         alias, back = self.spec.promote.alias, self.firing.previous
-        details = {"rules": outcomes, "candidate": candidate.to_dict(),
+        details = {"rules": outcomes, "candidate": candidate.to_dict() if candidate else None,
                    "previous": previous.to_dict() if previous else None}
+        if not self.intends("rollback"):
+            self.move(WATCHING, f"rolling {alias} back to version {back}", {"intent": "rollback"},
+                      evidence={"rollback_rules": outcomes})
         holder = self.aliases().get(alias)
         if holder == self.firing.candidate:
             self.w.registry(self.automation.project).records.set_alias(
@@ -372,7 +397,7 @@ class Step:
                 details={"automation": self.automation.name, "firing": self.firing.number})
             what = f"{alias} is back on version {back}"
         else:
-            what = f"{alias} had already moved to version {holder}; left there"
+            what = f"{alias} is on version {holder}" + ("" if holder == back else "; left there")
         self.move(ROLLED_BACK, f"rollback rule tripped for version {self.firing.candidate}: "
                   f"{live.describe(outcomes)}; {what}", details)
 

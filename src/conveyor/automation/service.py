@@ -102,7 +102,7 @@ class AutomationService:
         automation = self.get(name)
         if reason is not None and not isinstance(reason, str):
             raise InvalidArgument("reason must be text", field="reason")
-        why = f"manual: {reason.strip()}" if reason and reason.strip() else "manual trigger"
+        why = reason.strip() if reason and reason.strip() else "fired by hand"
         fired = self.records.add_firing(automation.record.id, trigger="manual", key=f"manual:{new_id()}",
                                         reason=why, evidence={"reason": (reason or "").strip()})
         assert fired is not None  # a fresh key is never a duplicate

@@ -10,8 +10,11 @@ by an agent that dies before recording it is seen again by the next one.
 | --- | --- | --- |
 | ``schedule:CRON`` | a tick is due after the cursor; missed ticks run once | the newest due tick |
 | ``new_data:NAME`` | the dataset's newest version is past the cursor | ``NAME@N`` |
-| ``drift:MONITOR > S`` | the newest result's drifted share ≥ S (or status drift) | the monitor's incident |
-| ``performance:MONITOR RULE`` | the rule holds on the newest result (or status degraded) | the incident |
+| ``drift:MONITOR > S`` | the newest result's drifted share ≥ S (or status drift) | the monitor's open incident |
+| ``performance:MONITOR RULE`` | the rule holds on the newest result (or status degraded) | the same incident |
+
+Drift and performance share the key: one incident retrains once, whichever
+trigger saw it first.
 | ``manual`` | someone asks (``conveyor automation trigger``) | a fresh id |
 """
 
@@ -118,7 +121,7 @@ def drift(t: Trigger, store: Any, project: str) -> Wanted | None:
     what = f"{share:.0%} of features drifted" if share is not None else "drift"
     limit = f" (threshold {t.threshold:.0%})" if t.threshold is not None else ""
     columns = f": {', '.join(result.drifted_columns)}" if result.drifted_columns else ""
-    return Wanted("drift", f"drift:{t.monitor}:{about}", f"drift on monitor {t.monitor}: {what}{limit}{columns}",
+    return Wanted("drift", f"monitor:{t.monitor}:{about}", f"drift on monitor {t.monitor}: {what}{limit}{columns}",
                   {"monitor": t.monitor, "result": result.id, "incident": incident.id if incident else None,
                    "share_drifted": share, "drifted_columns": list(result.drifted_columns), "at": result.at},
                   (t.cursor, result.id))
@@ -147,7 +150,7 @@ def performance(t: Trigger, store: Any, project: str) -> Wanted | None:
         return None
     incident = store.monitors.open_incident(record.id)
     about = incident.id if incident is not None else result.id
-    return Wanted("performance", f"performance:{t.monitor}:{about}",
+    return Wanted("performance", f"monitor:{t.monitor}:{about}",
                   f"performance on monitor {t.monitor}: {detail}",
                   {"monitor": t.monitor, "result": result.id, "incident": incident.id if incident else None,
                    "metric_value": result.metric_value, "baseline": result.baseline,

@@ -149,7 +149,7 @@ def agent_command(name: str, interval: float, lease_ttl: float, monitor_every: s
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     every = duration_ms(monitor_every, "monitor-every") / 1000
-    agent = cv.automation.agent(name=name, interval=interval, lease_ttl=lease_ttl, monitor_every=every)
+    agent = cv.automation.build_agent(name=name, interval=interval, lease_ttl=lease_ttl, monitor_every=every)
     if once:
         report = agent.run_once()
         if not report.leader:

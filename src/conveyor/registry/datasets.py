@@ -16,7 +16,7 @@ from typing import Any
 from conveyor.core.errors import InvalidArgument, NotFound
 from conveyor.core.uris import local_path
 
-_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]*@\d+$")
+_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]*@(?:\d+|latest)$")
 
 
 def is_ref(value: object) -> bool:
