@@ -100,3 +100,22 @@ def test_an_agent_dying_after_moving_the_alias_leaves_one_champion(
     moves = [m for m in cv.models.alias_history("toy", "champion") if m.version is not None]
     assert len(moves) == 1  # promoted once, not twice
     assert cv.models.get_model("toy").aliases == {"champion": 1}
+
+
+def test_the_server_runs_the_agent_in_process(world: dict[str, Any]) -> None:
+    from conveyor.serving.background import free_port
+
+    cv.automation.apply(spec(world))
+    cv.automation.trigger("retrain", reason="via the server's agent")
+    env = {**os.environ, "CONVEYOR_HOME": str(world["home"])}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "conveyor.cli.main", "server", "--agent", "--port", str(free_port())],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        firing = _wait(lambda: (f := cv.automation.history("retrain")[0]).state == "done" and f, 90,
+                       "the server's agent to run the firing")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, _ = server.communicate(timeout=30)
+    assert firing.candidate == 1 and champion() == 1
+    assert "automation agent running in this process" in out
