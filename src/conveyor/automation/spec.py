@@ -430,7 +430,7 @@ def load_file(path: str | Path) -> list[tuple[str | None, AutomationSpec]]:
         raise InvalidArgument(f"{path.name} has no [[automation]] table", field="automation")
     out: list[tuple[str | None, AutomationSpec]] = []
     for i, entry in enumerate(entries):
-        spec = AutomationSpec.from_dict(entry, where=f"automation[{i}]", base=path.parent)
+        spec = AutomationSpec.from_dict(entry, where=f"automation[{i}]", base=path.resolve().parent)
         project = entry.get("project")
         if project is not None:
             v.check_name(project, "project")

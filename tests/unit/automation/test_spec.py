@@ -133,3 +133,12 @@ def test_missed_ticks_catch_up_once() -> None:
     assert wanted is not None
     assert wanted.evidence == {"due": ms(2026, 11, 23, 3, 0), "missed": 2}
     assert "2 earlier runs missed" in wanted.reason and "run once" in wanted.reason
+
+
+def test_the_example_file_is_valid() -> None:
+    example = Path(__file__).resolve().parents[3] / "examples" / "conveyor.toml"
+    [(project, spec)] = load_file(example)
+    assert project == "bikes"
+    assert Path(spec.pipeline.rpartition(":")[0]).is_file()  # resolved against the file, not the cwd
+    assert spec.promote is not None and spec.promote.gate is not None
+    assert spec.promote.gate["slices"][0]["by"] == "season"
