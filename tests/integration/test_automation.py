@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from automation_kit import add_data, agent, champion, predict, serve_rows, spec, states
+from automation_kit import FEATURES, add_data, agent, champion, predict, serve_rows, spec, states
 from click.testing import CliRunner
 
 import conveyor as cv
@@ -249,3 +249,17 @@ def test_the_cli_applies_triggers_and_tells_the_history(world: dict[str, Any]) -
     assert json.loads(run("automation", "history", "retrain", "--json"))[0]["state"] == "done"
     bad = runner.invoke(cli, ["automation", "trigger", "nope"], prog_name="conveyor")
     assert bad.exit_code != 0 and "nope" in bad.output
+
+
+def test_the_agent_runs_every_monitor_on_its_schedule(world: dict[str, Any]) -> None:
+    cv.automation.apply(spec(world))
+    cv.automation.trigger("retrain")
+    agent().run_once()
+    cv.monitoring.create_monitor("toy-watch", model="toy@champion", reference="bikes@1", window="1h",
+                                 features=FEATURES)
+    hourly = agent(monitor_every=3600)
+
+    assert hourly.run_once().monitors == ["auto/toy-watch"]
+    assert hourly.run_once().monitors == []  # evaluated a moment ago: not due
+    assert [r.status for r in cv.monitoring.list_results("toy-watch")] == ["no-data"]
+    assert agent(monitor_every=0).run_once().monitors == ["auto/toy-watch"]

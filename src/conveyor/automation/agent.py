@@ -9,8 +9,8 @@ write the old leader might still attempt carries the old token and is refused.
 
 A pass, as the leader:
 
-1. evaluates the monitors the drift and performance triggers read, when their
-   newest result is older than ``monitor_every``;
+1. evaluates every stored monitor whose newest result is older than
+   ``monitor_every`` (this is how monitors run on a schedule);
 2. for each enabled automation with no firing in flight and out of its
    cool-down, records what its triggers want (one firing per pass, at most);
 3. moves each automation's oldest active firing one step on (``rollout.py``).
@@ -124,10 +124,10 @@ class Agent:
         active: dict[str, list[FiringRecord]] = {}
         for firing in self.store.automation.active_firings():
             active.setdefault(firing.automation_id, []).append(firing)
+        self._evaluate_monitors(report)
         for record in automations:
             try:
                 spec = AutomationSpec.from_dict(record.spec)
-                self._evaluate_monitors(record.project, spec, report)
                 if record.id not in active and not self._cooling(record, spec):
                     fired = self._fire(record, spec)
                     if fired is not None:
@@ -167,26 +167,24 @@ class Agent:
                 return fired  # one firing per pass; the others are seen again next time
         return None
 
-    def _evaluate_monitors(self, project: str, spec: AutomationSpec, report: PassReport) -> None:
+    def _evaluate_monitors(self, report: PassReport) -> None:
+        """Every stored monitor of every project whose newest result is older than ``monitor_every``."""
         from conveyor.monitoring.evaluation import run
         from conveyor.monitoring.monitors import MonitorService
 
-        names = triggers.monitors_of(spec)
-        if not names:
-            return
-        service = MonitorService(self.store, self.content, project, self.home)
-        for name in names:
-            try:
-                monitor = service.get(name)
-            except NotFound:
-                report.errors.append(f"{spec.name}: monitor {name!r} does not exist in project {project!r}")
-                continue
-            newest = self.store.monitors.list_results(monitor.id, 1)
-            if newest and self.clock() - newest[0].at < self.monitor_every_ms:
-                continue
-            run(monitor, store=self.store, content=self.content, registry=service.registry(), home=self.home,
-                now=self.clock())
-            report.monitors.append(name)
+        for project in self.store.list_projects():
+            service = MonitorService(self.store, self.content, project.name, self.home)
+            for monitor in service.list():
+                newest = self.store.monitors.list_results(monitor.id, 1)
+                if newest and self.clock() - newest[0].at < self.monitor_every_ms:
+                    continue
+                try:
+                    run(monitor, store=self.store, content=self.content, registry=service.registry(),
+                        home=self.home, now=self.clock())
+                except ConveyorError as exc:  # e.g. the model was deleted: say so, keep going
+                    report.errors.append(f"monitor {project.name}/{monitor.name}: {exc.message}")
+                    continue
+                report.monitors.append(f"{project.name}/{monitor.name}")
 
     # ------------------------------------------------------------------ forever
 

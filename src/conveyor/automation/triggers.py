@@ -191,7 +191,3 @@ def due(spec: AutomationSpec, record: AutomationRecord, store: Any, now: int,
             wanted.append(found)
     return wanted
 
-
-def monitors_of(spec: AutomationSpec) -> list[str]:
-    """The monitors the drift and performance triggers read (the agent keeps them evaluated)."""
-    return sorted({t.monitor for t in spec.triggers if t.monitor})
