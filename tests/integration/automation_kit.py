@@ -99,13 +99,13 @@ def champion() -> int | None:
     return cv.models.get_model("toy").aliases.get("champion")
 
 
-def serve_rows(version: int, rows: pd.DataFrame, predictions: np.ndarray) -> None:
+def serve_rows(version: int, rows: pd.DataFrame, predictions: np.ndarray, variant: str = "primary") -> None:
     """What a serving process logs for ``version``: the rows, its predictions, then the labels."""
     log = PredictionLog(fluent.client().content.backend)
     ids = [new_id() for _ in range(len(rows))]
     ts = now_ms()
     log.append("toy", [{**{c: row[c] for c in FEATURES}, "_request_id": rid, "_ts": ts, "_model": "toy",
-                        "_version": version, "_latency_ms": 1.0, "_prediction": float(p)}
+                        "_version": version, "_latency_ms": 1.0, "_variant": variant, "_prediction": float(p)}
                        for rid, (_, row), p in zip(ids, rows.iterrows(), predictions, strict=True)])
     log.add_feedback("toy", list(zip(ids, rows["cnt"].astype(float), strict=True)))
 

@@ -134,9 +134,11 @@ def _two_versions(world: dict[str, Any]) -> None:
     add_data(world, "2011-06-01", "v2")
 
 
-def test_a_canary_that_holds_becomes_champion_and_is_watched(world: dict[str, Any]) -> None:
+@pytest.mark.parametrize("mode", ["canary", "shadow"])
+def test_a_trial_that_holds_becomes_champion_and_is_watched(world: dict[str, Any], mode: str) -> None:
+    """A canary answers part of the traffic; a shadow answers nobody but its predictions are logged and judged."""
     _two_versions(world)
-    cv.automation.apply(spec(world, promote=spec(world)["promote"] | {"canary": {"duration": "1s", "min_rows": 50}},
+    cv.automation.apply(spec(world, promote=spec(world)["promote"] | {mode: {"duration": "1s", "min_rows": 50}},
                              rollback={"when": "rmse > 1.5 * previous", "within": "2s"}))
     june = world["bikes"][world["bikes"]["dteday"].str.startswith("2011-06")]
     serve_rows(1, june.iloc[:200], predict(1, june.iloc[:200]))  # the champion's recent past, for "previous"
@@ -146,8 +148,12 @@ def test_a_canary_that_holds_becomes_champion_and_is_watched(world: dict[str, An
     assert firing.state == "canary" and firing.candidate == 2
     assert cv.models.get_model("toy").aliases == {"champion": 1, "challenger": 2}
     rows = june.iloc[200:400]
-    serve_rows(2, rows.iloc[::2], predict(2, rows.iloc[::2]))
-    serve_rows(1, rows.iloc[1::2], predict(1, rows.iloc[1::2]))
+    if mode == "canary":  # the two versions split the requests
+        serve_rows(2, rows.iloc[::2], predict(2, rows.iloc[::2]), variant="canary")
+        serve_rows(1, rows.iloc[1::2], predict(1, rows.iloc[1::2]))
+    else:  # the champion answers everything; the shadow sees a copy
+        serve_rows(1, rows, predict(1, rows))
+        serve_rows(2, rows, predict(2, rows), variant="shadow")
     time.sleep(1.1)
 
     a.run_once()
