@@ -68,3 +68,28 @@ def blob_digest(call: Call) -> Iterable[str]:
     from conveyor.server.routes.blobs import digest_of_key
 
     return call.state.store.digest_projects(digest_of_key(call.path["key"]))
+
+
+def project_in_path(call: Call) -> Iterable[str]:
+    """``{project}`` of ``/projects/{project}/models/…`` and ``/projects/{project}/monitors/…``."""
+    return [call.path["project"]]
+
+
+def monitor_in_path(call: Call) -> Iterable[str]:
+    """The project of ``{monitor_id}``; none for an unknown monitor (the handler answers for it)."""
+    project = call.state.store.monitors.project_of(call.path["monitor_id"])
+    return [] if project is None else [project]
+
+
+def incident_in_path(call: Call) -> Iterable[str]:
+    project = call.state.store.monitors.project_of_incident(call.path["incident_id"])
+    return [] if project is None else [project]
+
+
+def member_projects(call: Call) -> Iterable[str]:
+    """Every project the caller has a role on: with ``any_of``, "this role on some project".
+
+    Datasets belong to the whole server, not to one project (``DatasetStore`` has no
+    project), so their routes ask for a role on any project instead of on a named one.
+    """
+    return list(call.principal.roles)

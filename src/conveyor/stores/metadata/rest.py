@@ -26,6 +26,7 @@ import msgspec
 
 from conveyor.core import errors
 from conveyor.core import validation as v
+from conveyor.core.context import current_actor
 from conveyor.core.entities import ArtifactFile, MetricPoint, Page, Project, Run, RunStatus
 from conveyor.core.errors import BackendUnavailable, ConveyorError
 from conveyor.stores.metadata import wire
@@ -118,7 +119,9 @@ class HttpSession:
         ``stream_to``: a callable given the open streaming response (downloads).
         """
         body = msgspec.json.encode(json) if json is not None else None
-        headers = {"Content-Type": "application/json"} if body is not None else None
+        headers = {wire.ACTOR_HEADER: quote(current_actor(), safe="")}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         deadline = time.monotonic() + self.retry_for
         attempt = 0
         while True:
@@ -177,6 +180,14 @@ class RestMetadataStore:
         self.uri = uri.rstrip("/")
         self.session = HttpSession(uri, token=token, timeout=timeout, retry_for=retry_for)
         self._governance: Any = None
+        from conveyor.stores.metadata.rest_datasets import RestDatasetStore
+        from conveyor.stores.metadata.rest_monitors import RestMonitorStore
+        from conveyor.stores.metadata.rest_registry import RestRegistryStore
+
+        #: the same sub-stores as ``SqlMetadataStore``, answered by the server's routes
+        self.registry = RestRegistryStore(self.session)
+        self.datasets = RestDatasetStore(self.session)
+        self.monitors = RestMonitorStore(self.session)
         # Keys of metric batches that failed: the buffer sends the same batch again, and
         # reusing its key makes the server drop it if the first attempt did land.
         self._unsure: dict[bytes, str] = {}
