@@ -72,6 +72,14 @@ def error_from_response(status: int, body: bytes) -> ConveyorError:
     return exc
 
 
+def _builtin(value: Any) -> Any:
+    """NumPy scalars and arrays in a body (a drift report's statistics) as plain numbers and lists."""
+    for method in ("item", "tolist"):
+        if callable(getattr(value, method, None)):
+            return getattr(value, method)()
+    raise TypeError(f"cannot send a {type(value).__name__} to the server")
+
+
 class HttpSession:
     """One pooled HTTP client with the token, timeouts and the retry policy; shared by the stores."""
 
@@ -118,7 +126,7 @@ class HttpSession:
         ``ok_missing``: return ``None`` on 404 instead of raising.
         ``stream_to``: a callable given the open streaming response (downloads).
         """
-        body = msgspec.json.encode(json) if json is not None else None
+        body = msgspec.json.encode(json, enc_hook=_builtin) if json is not None else None
         headers = {wire.ACTOR_HEADER: quote(current_actor(), safe="")}
         if body is not None:
             headers["Content-Type"] = "application/json"
