@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -183,7 +184,7 @@ def test_a_forced_promotion_needs_the_owner_role(
     uri = f"sqlite:///{tmp_path / 'server.db'}"
     admin_side = SqlMetadataStore(uri)
     gov = admin_side.governance
-    tokens = {name: gov.create_principal(name).token for name in ("eddie", "olga")}
+    tokens = {name: gov.create_principal(name).token for name in ("eddie", "olga", "sam")}
     gov.grant("eddie", project="bikes", role="editor")
     gov.grant("olga", project="bikes", role="owner")
     admin_side.close()
@@ -204,7 +205,15 @@ def test_a_forced_promotion_needs_the_owner_role(
             # are still limited to blobs a run recorded.)
             narrow = LinearRegression().fit(train[["hr"]], train["cnt"])
             wide = LinearRegression().fit(train[FEATURES], train["cnt"])
-            cv.log_model(narrow, name="bike-demand", input_example=train[["hr"]].head(5))
+            with cv.start_run():  # an editor's run links its datasets and model: lineage by project role
+                train_ds = cv.data.log(train[["hr", "cnt"]], name="bikes-train")
+                first = cv.log_model(narrow, name="bike-demand", input_example=train[["hr"]].head(5),
+                                     datasets={"train": train_ds})
+            kinds = {n["kind"] for n in cv.models.lineage("models:/bike-demand/1").nodes}
+            assert {"model_version", "run", "dataset_version"} <= kinds
+            stranger = httpx.get(f"{url}/api/v1/lineage", params={"kind": "model_version", "id": first.id},
+                                 headers={"Authorization": f"Bearer {tokens['sam']}"})
+            assert stranger.status_code == 403, stranger.text
             cv.log_model(wide, name="bike-demand", input_example=train[FEATURES].head(5))
             gate: dict[str, Any] = {}
             cv.models.promote("bike-demand", 1, to="champion", gate=gate)

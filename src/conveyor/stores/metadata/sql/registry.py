@@ -205,6 +205,16 @@ class SqlRegistryStore:
             return int(held)
         return check_version(version)
 
+    def project_of_version(self, version_id: str) -> str | None:
+        """The project of model version ``version_id`` (``None`` if there is none): what the server authorises on."""
+        with read_transaction(self._engine) as conn:
+            return conn.execute(
+                select(projects.c.name)
+                .join(registered_models, registered_models.c.project_id == projects.c.id)
+                .join(model_versions, model_versions.c.model_id == registered_models.c.id)
+                .where(model_versions.c.id == version_id)
+            ).scalar()
+
     # ------------------------------------------------------------------ models
 
     def create_model(
