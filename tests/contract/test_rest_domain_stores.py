@@ -88,3 +88,20 @@ class TestRestMonitorsOnPostgres(MonitorStoreContract):
     @pytest.fixture
     def monitors(self, postgres_server: RestMetadataStore) -> Any:
         return postgres_server.monitors
+
+
+def test_an_alias_move_cannot_pose_as_a_promotion_or_rollback(sqlite_server: RestMetadataStore) -> None:
+    """Rollback replays the alias history, so a client may not write moves that claim to be rollbacks."""
+    import httpx
+
+    from conveyor.core.errors import InvalidArgument
+    from conveyor.testing.contracts.registry import register
+
+    register(sqlite_server)
+    register(sqlite_server)
+    url = f"{sqlite_server.uri}/api/v1/projects/bikes/models/bike-demand/aliases/champion"
+    forged = httpx.put(url, json={"version": 2, "action": "rollback", "details": {"forced": False}})
+    assert forged.status_code == 422 and forged.json()["error"]["field"] == "action"
+    with pytest.raises(InvalidArgument):
+        sqlite_server.registry.set_alias("bikes", "bike-demand", "champion", 2, action="promote")
+    assert sqlite_server.registry.get_model("bikes", "bike-demand").aliases == {}

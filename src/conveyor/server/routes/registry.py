@@ -134,8 +134,8 @@ def delete_version(call: Call) -> Response:
 def set_alias(call: Call) -> Any:
     body: AliasIn = call.body
     previous = call.state.store.registry.set_alias(
-        call.path["project"], call.path["name"], call.path["alias"], body.version, action=body.action,
-        details=body.details, idempotency_key=body.idempotency_key,
+        call.path["project"], call.path["name"], call.path["alias"], body.version,
+        idempotency_key=body.idempotency_key,
     )
     return {"previous": previous}
 

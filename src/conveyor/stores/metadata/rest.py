@@ -9,6 +9,9 @@ backoff for up to ``retry_for`` seconds. Retrying is safe: creates and metric
 batches carry an idempotency key the server records in the same transaction as
 the write, so a retry after a lost response changes nothing; the other writes
 are idempotent by nature (a delete retried after it happened counts as done).
+``registry``, ``datasets`` and ``monitors`` are the same sub-stores as the SQL
+store's (``rest_registry.py``, ``rest_datasets.py``, ``rest_monitors.py``),
+sharing this store's session and the same rules.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from conveyor.core.entities import ArtifactFile, MetricPoint, Page, Project, Run
 from conveyor.core.errors import BackendUnavailable, ConveyorError
 from conveyor.stores.metadata import wire
 from conveyor.stores.metadata.base import PointRow
+from conveyor.stores.metadata.rest_datasets import RestDatasetStore
+from conveyor.stores.metadata.rest_monitors import RestMonitorStore
+from conveyor.stores.metadata.rest_registry import RestRegistryStore
 
 #: Points per request; bigger flushes are split.
 CHUNK_POINTS = 50_000
@@ -188,10 +194,6 @@ class RestMetadataStore:
         self.uri = uri.rstrip("/")
         self.session = HttpSession(uri, token=token, timeout=timeout, retry_for=retry_for)
         self._governance: Any = None
-        from conveyor.stores.metadata.rest_datasets import RestDatasetStore
-        from conveyor.stores.metadata.rest_monitors import RestMonitorStore
-        from conveyor.stores.metadata.rest_registry import RestRegistryStore
-
         #: the same sub-stores as ``SqlMetadataStore``, answered by the server's routes
         self.registry = RestRegistryStore(self.session)
         self.datasets = RestDatasetStore(self.session)

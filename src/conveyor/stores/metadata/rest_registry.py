@@ -17,6 +17,7 @@ import msgspec
 
 from conveyor.core import validation as v
 from conveyor.core.entities import Page
+from conveyor.core.errors import InvalidArgument
 from conveyor.stores.metadata.registry import (
     AliasMove,
     GateEvaluation,
@@ -141,8 +142,11 @@ class RestRegistryStore:
         self, project: str, name: str, alias: str, version: int, *, action: str = "set",
         details: Mapping[str, Any] | None = None,
     ) -> int | None:
-        body = {"version": version, "action": action, "details": None if details is None else _plain(details),
-                "idempotency_key": uuid.uuid4().hex}
+        if action != "set" or details is not None:
+            # The server records gate promotions and rollbacks itself (record_gate, rollback_alias).
+            raise InvalidArgument("through a server an alias move is a plain 'set' without details; promote "
+                                  "with record_gate and roll back with rollback_alias", field="action")
+        body = {"version": version, "idempotency_key": uuid.uuid4().hex}
         previous: int | None = self._call("PUT", self._alias_path(project, name, alias), json=body)["previous"]
         return previous
 

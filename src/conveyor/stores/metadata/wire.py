@@ -200,9 +200,10 @@ class VersionStatusIn(Body):
 
 
 class AliasIn(Body):
+    """Move an alias by hand. Promotions and rollbacks have their own routes: a client
+    cannot write an alias move that claims to be one (rollback replays those)."""
+
     version: int
-    action: str = "set"
-    details: Json | None = None
     idempotency_key: str | None = None
 
 
