@@ -17,6 +17,7 @@ from conveyor.stores.metadata.wire import (
     RunIn,
     StatusIn,
     TagsIn,
+    dec_float,
     run_out,
 )
 
@@ -31,9 +32,13 @@ def create(call: Call) -> Any:
     body: RunIn = call.body
     # With auth on, the run is recorded under the caller, whatever the client claims.
     user = call.principal.name if call.state.config.auth_required else body.user
+    metrics = None
+    if body.metrics:
+        metrics = {k: dec_float(val, f"metrics.{k}") for k, val in body.metrics.items()}
     run = call.state.store.create_run(
         project=body.project, name=body.name, parent_id=body.parent_id, tags=body.tags, env=body.env,
         user=user, start_time=body.start_time, idempotency_key=body.idempotency_key,
+        params=body.params, metrics=metrics, status=body.status, end_time=body.end_time,
     )
     return run_out(run)
 
@@ -53,7 +58,7 @@ def finish(call: Call) -> Response:
 
     body: FinishIn = call.body
     call.state.store.finish_run(call.path["run_id"], body.status, body.end_time, decode_points(body.points),
-                                idempotency_key=body.idempotency_key)
+                                tags=body.tags, idempotency_key=body.idempotency_key)
     return _no_content()
 
 
@@ -107,7 +112,7 @@ ENDPOINTS = [
              query=[Param("with_artifacts", "boolean")]),
     Endpoint("POST", "/runs/{run_id}/status", set_status, EDIT, "Set a run's status", body=StatusIn),
     Endpoint("POST", "/runs/{run_id}/finish", finish, project_role("editor", run_and_points),
-             "End a run: its last metric points and its status in one transaction", body=FinishIn),
+             "End a run: its last metric points, tags and status in one transaction", body=FinishIn),
     Endpoint("DELETE", "/runs/{run_id}", delete, OWN, "Delete a run and everything logged to it"),
     Endpoint("POST", "/runs/heartbeat", heartbeat, project_role("editor", runs_of_heartbeat),
              "Mark runs alive", body=HeartbeatIn),

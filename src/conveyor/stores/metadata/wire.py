@@ -73,6 +73,10 @@ class RunIn(Body):
     user: str = ""
     start_time: Millis | None = None
     idempotency_key: str | None = None
+    params: dict[str, str] | None = None
+    metrics: dict[str, WireFloat] | None = None
+    status: str = "RUNNING"
+    end_time: Millis | None = None
 
 
 class StatusIn(Body):
@@ -113,6 +117,7 @@ class FinishIn(Body):
     status: str
     end_time: Millis | None = None
     points: list[WirePoint] = []
+    tags: dict[str, str] | None = None
     idempotency_key: str | None = None
 
 
@@ -126,6 +131,15 @@ class SearchIn(Body):
     order_by: list[str] | None = None
     max_results: Count = 100
     page_token: str | None = None
+
+
+class RunsByTagIn(Body):
+    """The newest run of ``project`` per value of tag ``key`` (the pipeline cache's look-up)."""
+
+    project: str
+    key: str
+    values: list[str]
+    status: str | None = None
 
 
 class LineageIn(Body):
