@@ -59,7 +59,6 @@ from conveyor.pipelines.worker import (
     encode_outputs,
     execute_step,
 )
-from conveyor.stores.metadata.base import LineageEdge, add_lineage_edges
 
 _MAX_ERROR = 2000
 
@@ -123,6 +122,9 @@ class Runner:
         self._delayed: list[tuple[float, int, _Job]] = []
         self._inflight: dict[Future[StepOutcome], _Job] = {}
         self._seq = itertools.count()
+        # Cache entries read ahead: (project, key) -> a FINISHED step run that published the key.
+        self._entries: dict[tuple[str, str], Any] = {}
+        self._scanned: set[str] = set()  # pipeline runs whose step runs' entries were read ahead
 
     # -- driving ---------------------------------------------------------------
 
@@ -135,6 +137,7 @@ class Runner:
             try:
                 for trial in trials:
                     self._open(trial)
+                self._scanned.update(t.run_id for t in trials)  # their entries are being written now
                 self._loop(executor)
             except BaseException:
                 self._abort(trials)
@@ -310,25 +313,57 @@ class Runner:
         )
 
     def _lookup(self, project: str, keys: set[str]) -> dict[str, Any]:
-        """The FINISHED run that published each key, if its output blobs are all still stored."""
-        # straight to the store: the client's search also reaps stale runs, a write per call
-        found = self.client.store.find_runs_by_tag(
-            project, CACHE_ENTRY_TAG, sorted(keys), status=RunStatus.FINISHED
-        )
+        """The FINISHED run that published each key, if its output blobs are all still stored.
+
+        A hit usually comes from an earlier run of the same pipeline, whose other
+        steps published the keys the next levels will ask for: the first hit from
+        a pipeline run reads the entries of all its steps in one query, so a
+        cached chain does not pay one look-up per step.
+        """
+        found = {k: self._entries[(project, k)] for k in keys if (project, k) in self._entries}
+        missing = sorted(k for k in keys if k not in found)
+        if missing:  # straight to the store: the client's search also reaps stale runs, a write per call
+            fetched = self.client.store.find_runs_by_tag(
+                project, CACHE_ENTRY_TAG, missing, status=RunStatus.FINISHED
+            )
+            found.update(fetched)
+            self._entries.update(((project, k), source) for k, source in fetched.items())
+        self._read_ahead(project, {source.parent_id for source in found.values()})
         content = self.client.content
-        return {
-            key: source
-            for key, source in found.items()
-            if OUTPUTS_TAG in source.tags
-            and all(content.exists(o.digest) for o in decode_outputs(source.tags[OUTPUTS_TAG]))
-        }  # a source whose blobs were removed is a miss: the step runs again
+        usable = {}
+        for key, source in found.items():
+            outputs = source.tags.get(OUTPUTS_TAG)
+            if outputs is not None and all(content.exists(o.digest) for o in decode_outputs(outputs)):
+                usable[key] = source
+            else:  # its blobs were removed: a miss, and asked again next time
+                self._entries.pop((project, key), None)
+        return usable
+
+    def _read_ahead(self, project: str, parents: set[str | None]) -> None:
+        for parent in parents:
+            if parent is None or parent in self._scanned:
+                continue
+            self._scanned.add(parent)
+            token = None
+            while True:
+                page = self.client.store.search_runs(
+                    [project], f"attributes.parent_id = '{parent}' and attributes.status = 'FINISHED'",
+                    None, 1000, token,
+                )
+                for run in page:
+                    key = run.tags.get(CACHE_ENTRY_TAG)
+                    if key is not None:
+                        self._entries.setdefault((project, key), run)
+                token = page.next_page_token
+                if not token:
+                    break
 
     def _record_hit(self, job: _Job, source: Any, outputs: tuple[StoredValue, ...] | None = None) -> None:
         trial, node = job.trial, job.node
         job.outputs = outputs if outputs is not None else decode_outputs(source.tags[OUTPUTS_TAG])
         job.hit, job.status = True, StepStatus.CACHED
         job.start_time = job.end_time = now_ms()
-        # One transaction: the run is born FINISHED with its tags, params and the source's metrics.
+        # One transaction: the run is born FINISHED with its tags, params, lineage and the source's metrics.
         run = self.client.create_run(
             trial.project, name=node.name, parent_id=trial.run_id,
             tags={
@@ -338,6 +373,8 @@ class Runner:
             params={k: _text(v) for k, v in job.params.items()},
             metrics={k: v for k, v in source.metrics.items() if not k.startswith("system/")},
             status=RunStatus.FINISHED, start_time=job.start_time, end_time=job.end_time,
+            inputs=[("artifact", d) for d in dict.fromkeys(v.digest for v in job.inputs.values())],
+            outputs=[("artifact", d) for d in dict.fromkeys(v.digest for v in job.outputs)],
         )
         job.run_id = run.id
         self._succeeded(job)
@@ -413,17 +450,7 @@ class Runner:
         self._record_hit(job, source, leader.outputs)
 
     def _succeeded(self, job: _Job) -> None:
-        run_id = job.run_id or ""
-        if job.status is not StepStatus.REUSED:
-            edges: list[LineageEdge] = [
-                (("artifact", digest), ("run", run_id), "input", None)
-                for digest in dict.fromkeys(v.digest for v in job.inputs.values())
-            ]
-            edges += [
-                (("run", run_id), ("artifact", digest), "output", None)
-                for digest in dict.fromkeys(v.digest for v in job.outputs)
-            ]
-            add_lineage_edges(self.client.store, edges)  # one transaction on SQL stores
+        # Its lineage is recorded already: with the run's FINISHED by its worker, or with a hit's run.
         trial = job.trial
         for child_name in trial.children[job.node.name]:
             child = trial.jobs[child_name]

@@ -238,6 +238,10 @@ def _execute(task: StepTask) -> tuple[StoredValue, ...]:
         tags = {OUTPUTS_TAG: encode_outputs(stored), ATTEMPTS_TAG: str(task.attempt)}
         if task.publish:
             tags[CACHE_ENTRY_TAG] = task.cache_key
-        # Outputs, cache entry and FINISHED in one transaction: the entry never exists without them.
-        fluent.finish_run(RunStatus.FINISHED, run_id=task.run_id, tags=tags)
+        # Outputs, cache entry, lineage and FINISHED in one transaction: none exists without the others.
+        fluent.finish_run(
+            RunStatus.FINISHED, run_id=task.run_id, tags=tags,
+            inputs=[("artifact", d) for d in dict.fromkeys(v.digest for v in task.inputs.values())],
+            outputs=[("artifact", d) for d in dict.fromkeys(v.digest for v in stored)],
+        )
     return stored

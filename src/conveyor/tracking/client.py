@@ -105,11 +105,14 @@ class TrackingClient:
         status: RunStatus | str = RunStatus.RUNNING,
         start_time: int | None = None,
         end_time: int | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
     ) -> Run:
-        """Create a run with its tags, params and metrics in one write.
+        """Create a run with its tags, params, metrics and lineage in one write.
 
         With a terminal ``status`` the run is recorded as already ended (at
-        ``end_time``, default now) and gets no heartbeat.
+        ``end_time``, default now) and gets no heartbeat. ``inputs``/``outputs``
+        are (kind, id) records it read and wrote (lineage edges).
         """
         env = environment.capture()
         run = self.store.create_run(
@@ -124,6 +127,8 @@ class TrackingClient:
             status=status,
             start_time=start_time,
             end_time=end_time,
+            inputs=inputs,
+            outputs=outputs,
         )
         if run.status is RunStatus.RUNNING:
             self._keep_alive(run.id, system_metrics)
@@ -142,17 +147,28 @@ class TrackingClient:
         return self.store.get_run(run_id, with_artifacts=False)
 
     def finish_run(
-        self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, *, tags: Mapping[str, Any] | None = None
+        self,
+        run_id: str,
+        status: RunStatus | str = RunStatus.FINISHED,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
     ) -> None:
         """End the run without reading it back (what ``with cv.start_run()`` does).
 
-        Its buffered points, ``tags`` and status are written in one transaction.
+        Its buffered points, ``tags``, lineage (``inputs → run → outputs``) and
+        status are written in one transaction.
         """
         status = RunStatus.parse(status)
         self._alive.discard(run_id)
         self._sampled.discard(run_id)
         values = v.check_tags(tags) if tags else None
-        self._buffer.flush(lambda points: self.store.finish_run(run_id, status, points=points, tags=values))
+        self._buffer.flush(
+            lambda points: self.store.finish_run(
+                run_id, status, points=points, tags=values, inputs=inputs, outputs=outputs
+            )
+        )
 
     def attach_run(self, run: Run, *, system_metrics: bool | None = None) -> None:
         """Keep ``run``, RUNNING and created elsewhere, alive from this process (no write)."""

@@ -182,16 +182,18 @@ def finish_run(
     *,
     run_id: str | None = None,
     tags: Mapping[str, Any] | None = None,
+    inputs: Sequence[tuple[str, str]] = (),
+    outputs: Sequence[tuple[str, str]] = (),
 ) -> None:
     """End the active run (or ``run_id``) without reading it back.
 
-    Its buffered metrics, ``tags`` and status are written in one transaction,
-    so the tags exist exactly when the run has ended (a pipeline step publishes
-    its outputs and cache entry this way). If the store refuses, the run stays
-    active.
+    Its buffered metrics, ``tags``, lineage (``inputs → run → outputs``, (kind,
+    id) records) and status are written in one transaction, so they exist
+    exactly when the run has ended (a pipeline step publishes its outputs and
+    cache entry this way). If the store refuses, the run stays active.
     """
     run_id = _run_id(run_id)
-    client().finish_run(run_id, RunStatus.parse(status), tags=tags)
+    client().finish_run(run_id, RunStatus.parse(status), tags=tags, inputs=inputs, outputs=outputs)
     _forget(run_id, _active.get())
 
 

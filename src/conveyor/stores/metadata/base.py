@@ -62,11 +62,14 @@ class MetadataStore(Protocol):
         metrics: Mapping[str, float] | None = None,
         status: RunStatus | str = RunStatus.RUNNING,
         end_time: int | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
     ) -> Run:
-        """Create a run with its tags, params and metrics (step 0) in one transaction.
+        """Create a run with its tags, params, metrics (step 0) and lineage in one transaction.
 
         RUNNING by default; with a terminal ``status`` the run is recorded as
         already ended at ``end_time`` (default now), e.g. a cached pipeline step.
+        ``inputs``/``outputs`` are (kind, id) records: edges ``input → run → output``.
         """
     def get_run(self, run_id: str, *, with_artifacts: bool = True) -> Run: ...
     def set_run_status(self, run_id: str, status: RunStatus, end_time: int | None = None) -> Run: ...
@@ -78,10 +81,12 @@ class MetadataStore(Protocol):
         points: Sequence[PointRow] = (),
         *,
         tags: Mapping[str, str] | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """Write ``points`` and ``tags`` and move the run to ``status`` in one transaction (no read-back).
+        """Write ``points``, ``tags`` and lineage and move the run to ``status`` in one transaction.
 
-        When the status change is refused (``InvalidState``) nothing is written.
+        No read-back. When the status change is refused (``InvalidState``) nothing is written.
         """
     def heartbeat(self, run_ids: Sequence[str], at: int | None = None) -> None: ...
     def reap_stale_runs(self, timeout_ms: int, now: int | None = None) -> list[str]: ...

@@ -160,6 +160,16 @@ class HttpSession:
         return msgspec.json.decode(resp.content)
 
 
+def _lineage_body(inputs: Sequence[tuple[str, str]], outputs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The lineage fields of a create or finish, only when there are edges (older servers lack them)."""
+    body: dict[str, Any] = {}
+    if inputs:
+        body["inputs"] = [list(n) for n in inputs]
+    if outputs:
+        body["outputs"] = [list(n) for n in outputs]
+    return body
+
+
 def _seg(value: object) -> str:
     return quote(str(value), safe="")
 
@@ -225,6 +235,8 @@ class RestMetadataStore:
         metrics: Mapping[str, float] | None = None,
         status: RunStatus | str = RunStatus.RUNNING,
         end_time: int | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
     ) -> Run:
         body: dict[str, Any] = {
             "project": project, "name": name, "parent_id": parent_id, "tags": v.check_tags(tags or {}),
@@ -239,6 +251,7 @@ class RestMetadataStore:
         state = RunStatus.parse(status)
         if state is not RunStatus.RUNNING or end_time is not None:
             body["status"], body["end_time"] = state.value, end_time
+        body.update(_lineage_body(inputs, outputs))
         return wire.run_in(self._call("POST", "/runs", json=body))
 
     def get_run(self, run_id: str, *, with_artifacts: bool = True) -> Run:
@@ -258,8 +271,10 @@ class RestMetadataStore:
         points: Sequence[PointRow] = (),
         *,
         tags: Mapping[str, Any] | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """The last points, the tags and the status in one request, applied in one transaction.
+        """The last points, tags, lineage and status in one request, applied in one transaction.
 
         The points carry an idempotency key derived like a metric batch's, so a
         retry after a lost answer writes them once. More points than one request
@@ -273,6 +288,7 @@ class RestMetadataStore:
         body: dict[str, Any] = {"status": value, "end_time": end_time}
         if tags:
             body["tags"] = v.check_tags(tags)
+        body.update(_lineage_body(inputs, outputs))
         if not points:
             self._call("POST", f"/runs/{_seg(run_id)}/finish", json=body)
             return

@@ -77,6 +77,8 @@ class RunIn(Body):
     metrics: dict[str, WireFloat] | None = None
     status: str = "RUNNING"
     end_time: Millis | None = None
+    inputs: list[tuple[str, str]] = []
+    outputs: list[tuple[str, str]] = []
 
 
 class StatusIn(Body):
@@ -112,12 +114,14 @@ class MetricBatchIn(Body):
 
 
 class FinishIn(Body):
-    """End a run: its last metric points and its status, applied together."""
+    """End a run: its last metric points, tags, lineage and status, applied together."""
 
     status: str
     end_time: Millis | None = None
     points: list[WirePoint] = []
     tags: dict[str, str] | None = None
+    inputs: list[tuple[str, str]] = []
+    outputs: list[tuple[str, str]] = []
     idempotency_key: str | None = None
 
 

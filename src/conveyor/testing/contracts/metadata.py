@@ -192,6 +192,31 @@ class MetadataStoreContract:
             _run(store, status=RunStatus.FINISHED, metrics={"m": "not a number"})
         assert len(store.search_runs(["p"])) == before  # refused: nothing was written
 
+    def test_a_run_records_its_lineage_when_created_and_when_it_ends(self, store: Any) -> None:
+        hit = _run(
+            store, status=RunStatus.FINISHED, inputs=[("artifact", "blake3:in")],
+            outputs=[("artifact", "blake3:out"), ("artifact", "blake3:out")],  # twice: one edge
+        )
+        assert [(e["src"], e["relation"], e["dst"]) for e in store.list_lineage(("run", hit.id))] == [
+            (("artifact", "blake3:in"), "input", ("run", hit.id)),
+            (("run", hit.id), "output", ("artifact", "blake3:out")),
+        ]
+        step = _run(store)
+        store.finish_run(step.id, RunStatus.FINISHED, tags={"out": "1"},
+                         inputs=[("artifact", "blake3:in")], outputs=[("artifact", "blake3:new")])
+        assert {(e["src"], e["dst"]) for e in store.list_lineage(("run", step.id))} == {
+            (("artifact", "blake3:in"), ("run", step.id)), (("run", step.id), ("artifact", "blake3:new")),
+        }
+        refused = _run(store)
+        store.finish_run(refused.id, RunStatus.FAILED)
+        with pytest.raises(InvalidState):  # a refused finish records no lineage
+            store.finish_run(refused.id, RunStatus.FINISHED, outputs=[("artifact", "blake3:x")])
+        assert store.list_lineage(("run", refused.id)) == []
+        before = len(store.search_runs(["p"]))
+        with pytest.raises(InvalidArgument):  # checked before anything is written
+            _run(store, inputs=[("artifact", "")])
+        assert len(store.search_runs(["p"])) == before
+
     def test_find_runs_by_tag(self, store: Any) -> None:
         old = _run(store, tags={"cache": "a"})
         store.finish_run(old.id, RunStatus.FINISHED)

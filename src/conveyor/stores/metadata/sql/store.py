@@ -97,6 +97,7 @@ _LINEAGE_KEY = [
     lineage_edges.c.src_kind, lineage_edges.c.src_id, lineage_edges.c.dst_kind,
     lineage_edges.c.dst_id, lineage_edges.c.relation,
 ]
+_LINEAGE_INSERT: dict[str, Any] = {}  # per dialect: INSERT … ON CONFLICT DO NOTHING, built once
 
 
 def _lineage_row(
@@ -111,6 +112,39 @@ def _lineage_row(
         "src_kind": src[0], "src_id": src[1], "dst_kind": dst[0], "dst_id": dst[1],
         "relation": relation, "created_at": now_ms(), "attributes": dict(attributes or {}),
     }
+
+
+def _run_lineage(
+    run_id: str, inputs: Sequence[tuple[str, str]], outputs: Sequence[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """Rows of the edges ``input → run`` and ``run → output``, checked."""
+    run = ("run", run_id)
+    return [_lineage_row(_node(n), run, "input", None) for n in inputs] + [
+        _lineage_row(run, _node(n), "output", None) for n in outputs
+    ]
+
+
+def _node(value: Any) -> tuple[str, str]:
+    if isinstance(value, tuple | list) and len(value) == 2 and all(isinstance(x, str) for x in value):
+        return (value[0], value[1])
+    raise InvalidArgument(f"lineage node {value!r} is not (kind, id)", field="node")
+
+
+def _insert_lineage(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert edge rows, skipping those that exist; each new one gets its ``lineage.add`` event."""
+    if not rows:
+        return
+    statement = _LINEAGE_INSERT.get(conn.dialect.name)
+    if statement is None:
+        statement = _LINEAGE_INSERT[conn.dialect.name] = bulk.dialect_insert(conn)(
+            lineage_edges
+        ).on_conflict_do_nothing(index_elements=_LINEAGE_KEY)
+    for row in rows:
+        if conn.execute(statement, row).rowcount:
+            append_event(
+                conn, action="lineage.add", object_kind=row["src_kind"], object_id=row["src_id"],
+                after={"dst": [row["dst_kind"], row["dst_id"]], "relation": row["relation"]},
+            )
 
 
 def _claim(conn: Connection, key: str, result: str | None = None) -> bool:
@@ -220,14 +254,17 @@ class SqlMetadataStore:
         metrics: Mapping[str, float] | None = None,
         status: RunStatus | str = RunStatus.RUNNING,
         end_time: int | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
     ) -> Run:
-        """Create a run, with its params and final metrics, in one transaction.
+        """Create a run, with its params, final metrics and lineage, in one transaction.
 
         The run is RUNNING unless ``status`` says it has already ended (e.g. a
         pipeline step served from the cache): then it is recorded ended at
         ``end_time`` (default now) and never passes through RUNNING. ``metrics``
-        are logged at step 0. A retry with the same ``idempotency_key`` returns
-        the first run.
+        are logged at step 0. ``inputs`` and ``outputs`` are records (kind, id)
+        the run read and wrote: lineage edges ``input → run → output``. A retry
+        with the same ``idempotency_key`` returns the first run.
         """
         v.check_name(project, "project")
         run_name = v.check_run_name(name) if name else friendly_name()
@@ -247,6 +284,7 @@ class SqlMetadataStore:
             end_time = end_time if end_time is not None else max(now_ms(), started)
             if end_time < started:
                 raise InvalidArgument("end_time is before start_time", field="end_time")
+        lineage = _run_lineage(run_id, inputs, outputs)
         earlier: str | None = None
         with write_transaction(self._engine) as conn:
             if idempotency_key is not None and not _claim(conn, idempotency_key, run_id):
@@ -297,6 +335,7 @@ class SqlMetadataStore:
                     bulk.insert_points(
                         conn, [(pk, k, 0, at, None if val != val else val) for k, val in metric_values.items()]
                     )
+                _insert_lineage(conn, lineage)
         if earlier is not None:  # a retry of a create that already happened
             return self.get_run(earlier, with_artifacts=False)
         with self._pk_lock:
@@ -449,24 +488,29 @@ class SqlMetadataStore:
         points: Sequence[PointRow] = (),
         *,
         tags: Mapping[str, Any] | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
         idempotency_key: str | None = None,
     ) -> None:
-        """Write the last metric points and tags and end the run, in one transaction.
+        """Write the last metric points, tags and lineage and end the run, in one transaction.
 
         The tracking client ends every run this way: one commit instead of two,
-        and no read-back nobody looks at. A pipeline step publishes its outputs
-        and cache entry as ``tags`` here, so they exist exactly when the run is
-        FINISHED. A refused status change writes none of it. Sent again with the
-        same ``idempotency_key``, the points are not written twice.
+        and no read-back nobody looks at. A pipeline step publishes its outputs,
+        cache entry and lineage (``inputs → run → outputs``) here, so they exist
+        exactly when the run is FINISHED. A refused status change writes none of
+        it. Sent again with the same ``idempotency_key``, the points are not
+        written twice.
         """
         status = RunStatus.parse(status)
         tag_values = v.check_tags(tags or {})
+        lineage = _run_lineage(check_id(run_id), inputs, outputs)
         with write_transaction(self._engine) as conn:
             if points and (idempotency_key is None or _claim(conn, idempotency_key)):
                 self._insert_points(conn, points)
             if tag_values:
                 self._write_tags(conn, self._pk(conn, run_id), run_id, tag_values)
             self._transition(conn, run_id, status, end_time)
+            _insert_lineage(conn, lineage)
 
     def heartbeat(self, run_ids: Sequence[str], at: int | None = None) -> None:
         if not run_ids:
@@ -555,7 +599,8 @@ class SqlMetadataStore:
 
     def _write_tags(self, conn: Connection, pk: int, run_id: str, values: Mapping[str, str]) -> None:
         before = dict(conn.execute(_SELECT_TAGS, {"pk": pk, "keys": list(values)}).all())
-        conn.execute(_DELETE_TAGS, {"pk": pk, "keys": list(values)})
+        if before:
+            conn.execute(_DELETE_TAGS, {"pk": pk, "keys": list(before)})
         conn.execute(_INSERT_TAGS, [{"run_pk": pk, "key": k, "value": val} for k, val in values.items()])
         if before != values:
             append_event(
@@ -707,16 +752,7 @@ class SqlMetadataStore:
         if not rows:
             return
         with write_transaction(self._engine) as conn:
-            statement = bulk.dialect_insert(conn)(lineage_edges).on_conflict_do_nothing(
-                index_elements=_LINEAGE_KEY
-            )
-            for row in rows:
-                if conn.execute(statement, row).rowcount:
-                    append_event(
-                        conn, action="lineage.add", object_kind=row["src_kind"],
-                        object_id=row["src_id"],
-                        after={"dst": [row["dst_kind"], row["dst_id"]], "relation": row["relation"]},
-                    )
+            _insert_lineage(conn, rows)
 
     def list_lineage(self, node: tuple[str, str], direction: str = "both") -> list[dict[str, Any]]:
         if direction not in ("in", "out", "both"):
