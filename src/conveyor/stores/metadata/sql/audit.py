@@ -63,11 +63,23 @@ _INSERT = insert(audit_events).returning(audit_events.c.seq)
 _LAST = "conveyor_audit_last"
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _plain(value: Any) -> Any:
     """``value`` as JSON would give it back, so the stored and the hashed value are the same."""
     if value is None or isinstance(value, str | int | float | bool):
         return value
+    if type(value) is dict and all(type(k) is str and _flat(x) for k, x in value.items()):
+        # Most payloads (tags, params, a status): JSON gives back an equal copy, so skip the round trip.
+        return {k: list(x) if type(x) is list else x for k, x in value.items()}
     return json.loads(json.dumps(value, default=str))
+
+
+def _flat(value: Any) -> bool:
+    """A value JSON gives back unchanged: an exact scalar, or a list of them."""
+    kind = type(value)
+    return kind in _SCALARS or (kind is list and all(type(x) in _SCALARS for x in value))
 
 
 def _digest(prev_hash: str, fields: Mapping[str, Any]) -> str:
