@@ -68,6 +68,16 @@ def lineage_nodes(nodes: Iterable[tuple[str, str]], call: Call) -> list[str]:
     return projects + list(call.state.projects_of_runs(run_ids).values())
 
 
+def created_run_and_lineage(call: Call) -> Iterable[str]:
+    """The project a run is created in, and those of the records its lineage names."""
+    return [call.body.project, *lineage_nodes([*call.body.inputs, *call.body.outputs], call)]
+
+
+def ended_run_points_and_lineage(call: Call) -> Iterable[str]:
+    """What :func:`run_and_points` needs, and the projects of the records the run's lineage names."""
+    return [*run_and_points(call), *lineage_nodes([*call.body.inputs, *call.body.outputs], call)]
+
+
 def lineage_body(call: Call) -> Iterable[str]:
     return lineage_nodes([call.body.src, call.body.dst], call)
 

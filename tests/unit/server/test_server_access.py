@@ -105,6 +105,7 @@ def example(world: World, e: Endpoint) -> dict[str, Any]:
         "MetricBatchIn": {"points": [[run, "m", 1.0, 0, 1]]},
         "ArtifactsIn": {"files": [{"path": "b.txt", "digest": DIGEST, "size": len(CONTENT)}]},
         "SearchIn": {},
+        "RunsByTagIn": {"project": "p", "key": "a", "values": ["1"]},
         "LineageIn": {"src": ["run", run], "dst": ["run", run], "relation": "self"},
         "PrincipalIn": {"name": "newcomer"},
         "TokenIn": {},

@@ -40,6 +40,8 @@ from conveyor.stores.metadata.rest_registry import RestRegistryStore
 
 #: Points per request; bigger flushes are split.
 CHUNK_POINTS = 50_000
+#: Tag values per ``find_runs_by_tag`` request (the server takes up to 5,000).
+CHUNK_TAG_VALUES = 1_000
 _FALLBACK = {
     400: errors.InvalidArgument, 401: errors.Unauthenticated, 403: errors.PermissionDenied,
     404: errors.NotFound, 409: errors.InvalidState, 413: errors.PayloadTooLarge,
@@ -175,6 +177,16 @@ class HttpSession:
         return msgspec.json.decode(resp.content)
 
 
+def _lineage_body(inputs: Sequence[tuple[str, str]], outputs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The lineage fields of a create or finish, only when there are edges (older servers lack them)."""
+    body: dict[str, Any] = {}
+    if inputs:
+        body["inputs"] = [list(n) for n in inputs]
+    if outputs:
+        body["outputs"] = [list(n) for n in outputs]
+    return body
+
+
 def _seg(value: object) -> str:
     return quote(str(value), safe="")
 
@@ -247,12 +259,27 @@ class RestMetadataStore:
         env: Mapping[str, Any] | None = None,
         user: str = "",
         start_time: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        status: RunStatus | str = RunStatus.RUNNING,
+        end_time: int | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
     ) -> Run:
-        body = {
+        body: dict[str, Any] = {
             "project": project, "name": name, "parent_id": parent_id, "tags": v.check_tags(tags or {}),
             "env": dict(env or {}), "user": user, "start_time": start_time,
             "idempotency_key": uuid.uuid4().hex,
         }
+        # Sent only when used, so an older server still understands a plain create.
+        if params:
+            body["params"] = v.check_params(params)
+        if metrics:
+            body["metrics"] = {k: wire.enc_float(v.metric_value(k, val)) for k, val in metrics.items()}
+        state = RunStatus.parse(status)
+        if state is not RunStatus.RUNNING or end_time is not None:
+            body["status"], body["end_time"] = state.value, end_time
+        body.update(_lineage_body(inputs, outputs))
         return wire.run_in(self._call("POST", "/runs", json=body))
 
     def get_run(self, run_id: str, *, with_artifacts: bool = True) -> Run:
@@ -270,8 +297,12 @@ class RestMetadataStore:
         status: RunStatus,
         end_time: int | None = None,
         points: Sequence[PointRow] = (),
+        *,
+        tags: Mapping[str, Any] | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """The last points and the status in one request, applied in one transaction.
+        """The last points, tags, lineage and status in one request, applied in one transaction.
 
         The points carry an idempotency key derived like a metric batch's, so a
         retry after a lost answer writes them once. More points than one request
@@ -283,6 +314,9 @@ class RestMetadataStore:
             points = points[-CHUNK_POINTS:]
         value = status.value if isinstance(status, RunStatus) else status
         body: dict[str, Any] = {"status": value, "end_time": end_time}
+        if tags:
+            body["tags"] = v.check_tags(tags)
+        body.update(_lineage_body(inputs, outputs))
         if not points:
             self._call("POST", f"/runs/{_seg(run_id)}/finish", json=body)
             return
@@ -374,6 +408,20 @@ class RestMetadataStore:
         }
         answer = self._call("POST", "/runs/search", json=body)
         return Page([wire.run_in(r) for r in answer["runs"]], answer["next_page_token"])
+
+    def find_runs_by_tag(
+        self, project: str, key: str, values: Sequence[str], *, status: RunStatus | str | None = None
+    ) -> dict[str, Run]:
+        wanted = sorted({v.tag_value(key, value) for value in values})
+        if not wanted:
+            return {}
+        state = None if status is None else RunStatus.parse(status).value
+        found: dict[str, Run] = {}
+        for start in range(0, len(wanted), CHUNK_TAG_VALUES):
+            body = {"project": project, "key": key, "values": wanted[start : start + CHUNK_TAG_VALUES], "status": state}
+            answer = self._call("POST", "/runs/by-tag", json=body)
+            found.update((value, wire.run_in(run)) for value, run in answer["runs"].items())
+        return found
 
     # ----------------------------------------------------------------- lineage
 

@@ -73,6 +73,12 @@ class RunIn(Body):
     user: str = ""
     start_time: Millis | None = None
     idempotency_key: str | None = None
+    params: dict[str, str] | None = None
+    metrics: dict[str, WireFloat] | None = None
+    status: str = "RUNNING"
+    end_time: Millis | None = None
+    inputs: list[tuple[str, str]] = []
+    outputs: list[tuple[str, str]] = []
 
 
 class StatusIn(Body):
@@ -108,11 +114,14 @@ class MetricBatchIn(Body):
 
 
 class FinishIn(Body):
-    """End a run: its last metric points and its status, applied together."""
+    """End a run: its last metric points, tags, lineage and status, applied together."""
 
     status: str
     end_time: Millis | None = None
     points: list[WirePoint] = []
+    tags: dict[str, str] | None = None
+    inputs: list[tuple[str, str]] = []
+    outputs: list[tuple[str, str]] = []
     idempotency_key: str | None = None
 
 
@@ -126,6 +135,15 @@ class SearchIn(Body):
     order_by: list[str] | None = None
     max_results: Count = 100
     page_token: str | None = None
+
+
+class RunsByTagIn(Body):
+    """The newest run of ``project`` per value of tag ``key`` (the pipeline cache's look-up)."""
+
+    project: str
+    key: str
+    values: list[str]
+    status: str | None = None
 
 
 class LineageIn(Body):
