@@ -122,11 +122,11 @@ def training_data(store: Any, model_version_id: str) -> list[TrainingData]:
         kind, ident = edge["src"]
         role = str(edge["relation"])
         ref = str((edge["attributes"] or {}).get("ref") or ident)
-        if kind != "dataset_version" or not is_training_role(role) or ref in found or not is_ref(ref):
+        name, _, number = ref.rpartition("@")
+        if kind != "dataset_version" or not is_training_role(role) or ref in found or not number.isdigit():
             continue
         checks: list[Any] | None = None
         if checks_store is not None:
-            name, _, number = ref.rpartition("@")
             newest: dict[str, Any] = {}
             for check in checks_store.list_checks(name, CHECKS_READ):
                 if check.version == int(number) and check.target == ref:
