@@ -21,7 +21,7 @@ from typing import Any
 from conveyor.core.errors import InvalidArgument, NotFound
 from conveyor.core.uris import local_path
 
-_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]*@\d+$")
+_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]*@(?:\d+|latest)$")
 #: How many recorded checks of one dataset (all its versions) the gate reads, newest first.
 CHECKS_READ = 1000
 

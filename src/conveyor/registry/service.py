@@ -228,7 +228,7 @@ class ModelRegistry:
         evaluation = self.records.record_gate(
             self.project, name, candidate_mv.version, to, champion_version=holder, passed=report["passed"],
             forced=force and not report["passed"], reason=(reason or "").strip(), report=report,
-            move_alias=report["passed"] or force,
+            move_alias=report["passed"] or force, against=against,
         )
         if not report["passed"] and not force:
             raise GateFailed(

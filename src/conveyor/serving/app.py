@@ -180,6 +180,8 @@ async def _predict(request: Request, *, mlflow: bool) -> Response:
         use_canary = service.canary is not None and pick_canary(
             request.headers.get("x-client-key") or request_id, service.config.canary_weight)
         variant = service.canary if use_canary and service.canary is not None else service.primary
+        if variant.loaded is None and variant is service.canary:
+            variant = service.primary  # no challenger to try yet (alias unset or not loadable): the primary answers
         if variant.loaded is None:
             raise Overloaded(f"{variant.live.uri} is not loaded yet")
         job = Job(rows, request_id, started)

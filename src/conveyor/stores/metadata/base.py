@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from conveyor.core.entities import ArtifactFile, MetricPoint, Page, Project, Run, RunStatus
+from conveyor.stores.metadata.automation import AutomationStore
 from conveyor.stores.metadata.datasets import DatasetStore
 from conveyor.stores.metadata.monitors import MonitorStore
 from conveyor.stores.metadata.registry import RegistryStore
@@ -41,6 +42,8 @@ class MetadataStore(Protocol):
     registry: RegistryStore
     #: stored monitors, their results and incidents (``conveyor.monitoring.monitors``)
     monitors: MonitorStore
+    #: automations, their firings and agent leases (``conveyor.automation``)
+    automation: AutomationStore
 
     # projects
     def get_or_create_project(self, name: str) -> Project: ...

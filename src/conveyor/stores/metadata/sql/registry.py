@@ -511,18 +511,22 @@ class SqlRegistryStore:
     def record_gate(
         self, project: str, name: str, version: int, alias: str, *, champion_version: int | None,
         passed: bool, forced: bool, reason: str, report: Mapping[str, Any], move_alias: bool,
+        against: str | None = None,
     ) -> GateEvaluation:
         alias = check_alias(alias)
+        compared = check_alias(against) if against else alias
         check_version(version)
         with write_transaction(self._engine) as conn:
             model = self._model_row(conn, project, name, lock=True)
             self._version_row(conn, model, version)
             holder = conn.execute(select(model_aliases.c.version).where(
-                model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)).scalar()
+                model_aliases.c.model_id == model.id, model_aliases.c.alias == compared)).scalar()
+            if holder == version and compared != alias:
+                holder = None  # the candidate holds the alias it was compared with: nothing to beat
             if move_alias and holder != champion_version:
                 # The gate judged the candidate against a holder that has since been replaced.
                 raise InvalidState(
-                    f"{alias!r} of {name} moved to version {holder} while the gate compared against "
+                    f"{compared!r} of {name} moved to version {holder} while the gate compared against "
                     f"version {champion_version}; promote again to gate against the new holder"
                 )
             row = {

@@ -29,6 +29,7 @@ from conveyor.core.uris import safe_relpath
 from conveyor.stores.metadata.base import LineageEdge, PointRow
 from conveyor.stores.metadata.sql import bulk, search
 from conveyor.stores.metadata.sql.audit import append_event
+from conveyor.stores.metadata.sql.automation import SqlAutomationStore
 from conveyor.stores.metadata.sql.datasets import SqlDatasetStore
 from conveyor.stores.metadata.sql.engine import make_engine, read_transaction, write_transaction
 from conveyor.stores.metadata.sql.migrate import _redact, ensure_schema
@@ -93,6 +94,7 @@ def _claim(conn: Connection, key: str, result: str | None = None) -> bool:
         bulk.dialect_insert(conn)(idempotency_keys)
         .values(key=key, created_at=now_ms(), result=result)
         .on_conflict_do_nothing(index_elements=[idempotency_keys.c.key])
+        .execution_options(preserve_rowcount=True)  # else PostgreSQL reports -1 and every retry looks new
     ).rowcount
     return bool(inserted)
 
@@ -114,6 +116,7 @@ class SqlMetadataStore:
         self.datasets = SqlDatasetStore(self._engine)
         self.registry = SqlRegistryStore(self._engine)
         self.monitors = SqlMonitorStore(self._engine)
+        self.automation = SqlAutomationStore(self._engine)
         self._governance: Any = None
 
     @property
@@ -154,6 +157,7 @@ class SqlMetadataStore:
                 bulk.dialect_insert(conn)(projects)
                 .values(id=new_id(), name=name, description="", created_at=now_ms())
                 .on_conflict_do_nothing(index_elements=[projects.c.name])
+                .execution_options(preserve_rowcount=True)
             ).rowcount
             row = self._project_row(conn, name)
             if created:
@@ -613,7 +617,7 @@ class SqlMetadataStore:
         with write_transaction(self._engine) as conn:
             statement = bulk.dialect_insert(conn)(lineage_edges).on_conflict_do_nothing(
                 index_elements=_LINEAGE_KEY
-            )
+            ).execution_options(preserve_rowcount=True)
             for row in rows:
                 if conn.execute(statement, row).rowcount:
                     append_event(
