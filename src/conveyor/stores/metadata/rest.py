@@ -9,6 +9,9 @@ backoff for up to ``retry_for`` seconds. Retrying is safe: creates and metric
 batches carry an idempotency key the server records in the same transaction as
 the write, so a retry after a lost response changes nothing; the other writes
 are idempotent by nature (a delete retried after it happened counts as done).
+``registry``, ``datasets`` and ``monitors`` are the same sub-stores as the SQL
+store's (``rest_registry.py``, ``rest_datasets.py``, ``rest_monitors.py``),
+sharing this store's session and the same rules.
 """
 
 from __future__ import annotations
@@ -26,10 +29,14 @@ import msgspec
 
 from conveyor.core import errors
 from conveyor.core import validation as v
+from conveyor.core.context import current_actor
 from conveyor.core.entities import ArtifactFile, MetricPoint, Page, Project, Run, RunStatus
-from conveyor.core.errors import BackendUnavailable, ConveyorError
+from conveyor.core.errors import BackendUnavailable, ConveyorError, InvalidState
 from conveyor.stores.metadata import wire
 from conveyor.stores.metadata.base import PointRow
+from conveyor.stores.metadata.rest_datasets import RestDatasetStore
+from conveyor.stores.metadata.rest_monitors import RestMonitorStore
+from conveyor.stores.metadata.rest_registry import RestRegistryStore
 
 #: Points per request; bigger flushes are split.
 CHUNK_POINTS = 50_000
@@ -69,6 +76,14 @@ def error_from_response(status: int, body: bytes) -> ConveyorError:
         if extra in err:
             setattr(exc, extra, err[extra])
     return exc
+
+
+def _builtin(value: Any) -> Any:
+    """NumPy scalars and arrays in a body (a drift report's statistics) as plain numbers and lists."""
+    for method in ("item", "tolist"):
+        if callable(getattr(value, method, None)):
+            return getattr(value, method)()
+    raise TypeError(f"cannot send a {type(value).__name__} to the server")
 
 
 class HttpSession:
@@ -117,8 +132,10 @@ class HttpSession:
         ``ok_missing``: return ``None`` on 404 instead of raising.
         ``stream_to``: a callable given the open streaming response (downloads).
         """
-        body = msgspec.json.encode(json) if json is not None else None
-        headers = {"Content-Type": "application/json"} if body is not None else None
+        body = msgspec.json.encode(json, enc_hook=_builtin) if json is not None else None
+        headers = {wire.ACTOR_HEADER: quote(current_actor(), safe="")}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         deadline = time.monotonic() + self.retry_for
         attempt = 0
         while True:
@@ -177,6 +194,10 @@ class RestMetadataStore:
         self.uri = uri.rstrip("/")
         self.session = HttpSession(uri, token=token, timeout=timeout, retry_for=retry_for)
         self._governance: Any = None
+        #: the same sub-stores as ``SqlMetadataStore``, answered by the server's routes
+        self.registry = RestRegistryStore(self.session)
+        self.datasets = RestDatasetStore(self.session)
+        self.monitors = RestMonitorStore(self.session)
         # Keys of metric batches that failed: the buffer sends the same batch again, and
         # reusing its key makes the server drop it if the first attempt did land.
         self._unsure: dict[bytes, str] = {}
@@ -184,6 +205,13 @@ class RestMetadataStore:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.session.request(method, path, **kwargs)
+
+    @property
+    def automation(self) -> Any:
+        """Automations live next to the database: the agent needs the lease, not an HTTP hop."""
+        raise InvalidState(
+            "automations need a direct database connection (sqlite: or postgresql:), not a server URI; "
+            "run `conveyor server --agent` or `conveyor agent` with CONVEYOR_URI set to the database")
 
     @property
     def governance(self) -> Any:

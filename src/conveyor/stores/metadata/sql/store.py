@@ -32,6 +32,7 @@ from conveyor.stores.metadata.sql.audit import append_event
 from conveyor.stores.metadata.sql.automation import SqlAutomationStore
 from conveyor.stores.metadata.sql.datasets import SqlDatasetStore
 from conveyor.stores.metadata.sql.engine import make_engine, read_transaction, write_transaction
+from conveyor.stores.metadata.sql.idempotency import claim as _claim
 from conveyor.stores.metadata.sql.migrate import _redact, ensure_schema
 from conveyor.stores.metadata.sql.monitors import SqlMonitorStore
 from conveyor.stores.metadata.sql.registry import SqlRegistryStore
@@ -84,19 +85,6 @@ def _lineage_row(
         "src_kind": src[0], "src_id": src[1], "dst_kind": dst[0], "dst_id": dst[1],
         "relation": relation, "created_at": now_ms(), "attributes": dict(attributes or {}),
     }
-
-
-def _claim(conn: Connection, key: str, result: str | None = None) -> bool:
-    """Record ``key`` in this transaction; ``False`` when it was recorded before (a retry)."""
-    if not isinstance(key, str) or not 8 <= len(key) <= 64:
-        raise InvalidArgument("idempotency key must have 8 to 64 characters", field="idempotency_key")
-    inserted = conn.execute(
-        bulk.dialect_insert(conn)(idempotency_keys)
-        .values(key=key, created_at=now_ms(), result=result)
-        .on_conflict_do_nothing(index_elements=[idempotency_keys.c.key])
-        .execution_options(preserve_rowcount=True)  # else PostgreSQL reports -1 and every retry looks new
-    ).rowcount
-    return bool(inserted)
 
 
 class SqlMetadataStore:
