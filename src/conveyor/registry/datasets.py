@@ -127,8 +127,13 @@ def training_data(store: Any, model_version_id: str) -> list[TrainingData]:
             continue
         checks: list[Any] | None = None
         if checks_store is not None:
+            recorded: list[Any] = []
+            for limit in (100, CHECKS_READ):  # most datasets have few checks: one small read
+                recorded = checks_store.list_checks(name, limit)
+                if len(recorded) < limit:
+                    break
             newest: dict[str, Any] = {}
-            for check in checks_store.list_checks(name, CHECKS_READ):
+            for check in recorded:
                 if check.version == int(number) and check.target == ref:
                     newest.setdefault(check.suite, check)
             checks = list(newest.values())
