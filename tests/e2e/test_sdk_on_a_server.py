@@ -95,6 +95,27 @@ def test_models_are_logged_loaded_and_promoted_through_a_gate(
         server_side.close()
 
 
+def test_the_gate_reads_the_training_data_validation_through_a_server(
+    server: tuple[str, Path], bikes: pd.DataFrame
+) -> None:
+    from sklearn.linear_model import Ridge
+
+    cv.set_project("bikes")
+    clean = bikes.iloc[:3000][[*FEATURES, "cnt"]]
+    tainted = clean.assign(hum=-1.0)  # a broken sensor feed
+    suite = cv.data.Suite("bikes").between("hum", 0.0, 1.0)
+    versions = {}
+    for label, frame in (("clean", clean), ("tainted", tainted)):
+        ds = cv.data.log(frame, name="bikes-train")
+        assert cv.data.validate(ds, suite).ok is (label == "clean")
+        versions[label] = cv.log_model(Ridge().fit(frame[FEATURES], frame["cnt"]), name="bike-demand",
+                                       input_example=frame[FEATURES].head(5), datasets={"train": ds}).version
+    assert cv.models.promote("bike-demand", versions["clean"], to="champion").passed
+    with pytest.raises(GateFailed, match=r"\[FAIL\] training data bikes-train@2 passed validation \(suite 'bikes'\)"):
+        cv.models.promote("bike-demand", versions["tainted"], to="champion")
+    assert cv.models.get_model("bike-demand").aliases == {"champion": versions["clean"]}
+
+
 def test_datasets_are_versioned_and_read_back_through_a_server(
     server: tuple[str, Path], bikes: pd.DataFrame
 ) -> None:
