@@ -81,7 +81,7 @@ def test_drift_retrains_once_promotes_through_a_canary_and_a_bad_model_is_rolled
     })
     cv.automation.trigger("inject-bad", reason="fault drill")
     client = fluent.client()
-    agent = Agent(client.store, client.content, client.settings.home, name="drill", interval=0.1)
+    agent = Agent(client.store, client.content, client.settings.home, holder="drill", interval=0.1)
     agent.run_once()
     injected = cv.automation.history("inject-bad")[0]
     assert injected.state == "watching" and cv.models.get_model(MODEL).aliases["champion"] == 3

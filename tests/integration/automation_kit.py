@@ -86,7 +86,8 @@ def spec(world: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 
 def agent(**options: Any) -> Agent:
-    return cv.automation.build_agent(**({"interval": 0.05, "lease_ttl": 5.0} | options))
+    """An agent of this test process: one identity, so each new one renews the lease the last one held."""
+    return cv.automation.build_agent(**({"interval": 0.05, "lease_ttl": 5.0, "holder": "test-agent"} | options))
 
 
 def add_data(world: dict[str, Any], until: str, name: str) -> str:

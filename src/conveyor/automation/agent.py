@@ -70,7 +70,7 @@ class Agent:
         self.content = content
         self.home = Path(home)
         self.lease_name = f"agent:{name}"
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{new_id()[:8]}"
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"  # the random end of the id
         self.ttl_ms = int(lease_ttl * 1000)
         self.interval = interval
         self.monitor_every_ms = int(monitor_every * 1000)
@@ -203,9 +203,14 @@ class Agent:
                 self._stop.wait(self.interval)
         finally:
             try:
-                self.store.automation.release_lease(self.lease_name, self.holder)
+                self.release()
             except Exception as exc:
                 log.warning("could not release the lease: %s", exc)
 
     def stop(self) -> None:
         self._stop.set()
+
+    def release(self) -> None:
+        """Give the lease up now, so another agent need not wait for it to expire."""
+        self.store.automation.release_lease(self.lease_name, self.holder)
+        self.token = None

@@ -131,7 +131,6 @@ def delete(name: str) -> None:
 
 
 @click.command("agent")
-@click.option("--name", default="default", show_default=True, help="The lease agents compete for.")
 @click.option("--interval", default=5.0, show_default=True, type=click.FloatRange(0.05),
               help="Seconds between passes.")
 @click.option("--lease-ttl", default=30.0, show_default=True, type=click.FloatRange(0.5),
@@ -139,7 +138,7 @@ def delete(name: str) -> None:
 @click.option("--monitor-every", default="5m", show_default=True,
               help="How often the monitors the triggers read are evaluated (30s, 5m, 1h).")
 @click.option("--once", is_flag=True, help="One pass, then exit (cron-style).")
-def agent_command(name: str, interval: float, lease_ttl: float, monitor_every: str, once: bool) -> None:
+def agent_command(interval: float, lease_ttl: float, monitor_every: str, once: bool) -> None:
     """Run the automation agent: evaluate triggers, run pipelines, roll out, roll back."""
     import logging
     import signal
@@ -149,11 +148,11 @@ def agent_command(name: str, interval: float, lease_ttl: float, monitor_every: s
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     every = duration_ms(monitor_every, "monitor-every") / 1000
-    agent = cv.automation.build_agent(name=name, interval=interval, lease_ttl=lease_ttl, monitor_every=every)
+    agent = cv.automation.build_agent(interval=interval, lease_ttl=lease_ttl, monitor_every=every)
     if once:
         report = agent.run_once()
         if not report.leader:
-            click.echo(f"another agent holds the lease agent:{name}; nothing done")
+            click.echo("another agent holds the lease; nothing done")
             return
         for f in report.fired:
             click.echo(f"fired #{f.number}: {f.reason}")

@@ -167,6 +167,14 @@ class Story:
     def run(self) -> LoopResult:
         from conveyor.automation.agent import Agent
 
+        agent = Agent(self.client.store, self.client.content, self.client.settings.home, interval=0.2,
+                      monitor_every=0.0)
+        try:
+            return self._loop(agent)
+        finally:
+            agent.release()
+
+    def _loop(self, agent: Any) -> LoopResult:
         r = self.result
         self.say(f"Conveyor quickstart: the retraining loop on UCI bike-sharing 2011 (project {self.project})")
         self.say("\n1. Data: what the first model learns from")
@@ -175,8 +183,6 @@ class Story:
         self.say("\n2. An automation, fired by hand: the agent trains version 1 and makes it champion")
         cv.automation.apply(self.automation())
         cv.automation.trigger(AUTOMATION, reason="first model")
-        agent = Agent(self.client.store, self.client.content, self.client.settings.home, name=self.project,
-                      interval=0.2, monitor_every=0.0)
         self.settle(agent)
         r.first = cv.models.get_model(MODEL).aliases.get("champion")
         self.say(f"   {MODEL} version {r.first} is champion")
