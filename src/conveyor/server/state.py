@@ -28,6 +28,9 @@ class ServerState:
     tmp_dir: Path
     local: Principal  # who callers are when auth is off
     _run_projects: dict[str, str] = field(default_factory=dict)
+    # blob index backfill (``server/blob_index.py``): one at a time, and manifests it could not read
+    index_lock: threading.Lock = field(default_factory=threading.Lock)
+    unindexable: set[tuple[str, str, str]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
