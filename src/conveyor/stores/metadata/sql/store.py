@@ -27,7 +27,7 @@ from conveyor.core.ids import check_id, friendly_name, new_id, now_ms
 from conveyor.core.settings import current_user
 from conveyor.core.uris import safe_relpath
 from conveyor.stores.metadata.base import LineageEdge, PointRow
-from conveyor.stores.metadata.sql import bulk, search
+from conveyor.stores.metadata.sql import bulk, idempotency, search
 from conveyor.stores.metadata.sql.audit import append_event
 from conveyor.stores.metadata.sql.automation import SqlAutomationStore
 from conveyor.stores.metadata.sql.blob_refs import SqlBlobRefs
@@ -124,6 +124,11 @@ class SqlMetadataStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def prune_idempotency_keys(self, older_than_ms: int = idempotency.RETENTION_MS, *, now: int | None = None) -> int:
+        """Forget idempotency keys recorded more than ``older_than_ms`` ago (at least an hour); how many went."""
+        with write_transaction(self._engine) as conn:
+            return idempotency.prune(conn, older_than_ms, now)
 
     # ---------------------------------------------------------------- projects
 
