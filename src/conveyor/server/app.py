@@ -38,6 +38,7 @@ from conveyor.server.routes import (
     registry,
     runs,
     search,
+    uploads,
 )
 from conveyor.server.routing import Endpoint, make_route
 from conveyor.server.security import SecurityMiddleware
@@ -45,8 +46,8 @@ from conveyor.server.state import ServerState
 from conveyor.server.upkeep import prune_keys_forever
 
 RESOURCES = (
-    meta, projects, search, runs, metrics, artifacts, blobs, lineage, governance, audit, registry, datasets,
-    monitors,
+    meta, projects, search, runs, metrics, artifacts, blobs, uploads, lineage, governance, audit, registry,
+    datasets, monitors,
 )
 
 

@@ -34,6 +34,11 @@ class ServerState:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
+    def direct_uploads(self) -> bool:
+        """Whether clients may write blobs straight to the store (S3, presigning on)."""
+        return self.config.presign and hasattr(self.content.backend, "presign_put")
+
+    @property
     def governance(self) -> Any:
         return self.store.governance
 
