@@ -21,21 +21,30 @@ MiB = 1024 * 1024
 @click.option("--max-upload", default=0, show_default=True, type=click.IntRange(0), help="Largest artifact upload in bytes (0: no limit).")
 @click.option("--allowed-host", "allowed_hosts", multiple=True, help="Host header the server answers to (repeatable).")
 @click.option("--cors-origin", "cors_origins", multiple=True, help="Browser origin allowed to call the API (repeatable).")
+@click.option("--keep-keys", default="1d", show_default=True,
+              help="How long idempotency keys are kept (at least 1h); older ones are pruned hourly.")
+@click.option("--presign/--no-presign", default=True, show_default=True,
+              help="With an s3:// artifact store, let clients upload straight to S3 through presigned URLs.")
 @click.option("--agent", "with_agent", is_flag=True,
               help="Also run the automation agent in this process (leader-elected: safe on several servers).")
 def command(
     backend: str | None, artifacts: str | None, host: str, port: int, workers: int, auth: bool,
     max_body: int, max_upload: int, allowed_hosts: tuple[str, ...], cors_origins: tuple[str, ...],
-    with_agent: bool,
+    keep_keys: str, presign: bool, with_agent: bool,
 ) -> None:
     """Serve the REST API on HOST:PORT over a database and an artifact store."""
     import uvicorn
 
+    from conveyor.cli.db import parse_age
+    from conveyor.core.errors import InvalidArgument
     from conveyor.core.settings import get_settings
     from conveyor.server.app import create_app
     from conveyor.server.config import CONFIG_ENV, ServerConfig
     from conveyor.stores.metadata.base import open_metadata_store
 
+    key_retention = parse_age(keep_keys) / 1000
+    if key_retention < 3600:
+        raise InvalidArgument(f"--keep-keys {keep_keys!r}: keys must be kept at least an hour (1h)", field="keep_keys")
     settings = get_settings()
     backend = backend or settings.metadata_uri
     if artifacts is None:  # a client's settings may point at a server; the server itself stores locally
@@ -44,6 +53,7 @@ def command(
     config = ServerConfig(
         backend=backend, artifacts=artifacts, host=host, port=port, auth=auth, max_body=max_body,
         max_upload=max_upload, allowed_hosts=allowed_hosts, cors_origins=cors_origins, workers=workers,
+        key_retention=key_retention, presign=presign,
     )
     store = open_metadata_store(backend)  # migrate once here, not in every worker
     try:

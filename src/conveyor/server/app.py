@@ -7,6 +7,7 @@ in ``CONVEYOR_SERVER_CONFIG``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import tempfile
@@ -37,14 +38,16 @@ from conveyor.server.routes import (
     registry,
     runs,
     search,
+    uploads,
 )
 from conveyor.server.routing import Endpoint, make_route
 from conveyor.server.security import SecurityMiddleware
 from conveyor.server.state import ServerState
+from conveyor.server.upkeep import prune_keys_forever
 
 RESOURCES = (
-    meta, projects, search, runs, metrics, artifacts, blobs, lineage, governance, audit, registry, datasets,
-    monitors,
+    meta, projects, search, runs, metrics, artifacts, blobs, uploads, lineage, governance, audit, registry,
+    datasets, monitors,
 )
 
 
@@ -82,9 +85,14 @@ def create_app(config: ServerConfig) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = _open_state(config)
         app.state.conveyor = state
+        pruner = asyncio.create_task(prune_keys_forever(state)) if config.prune_every > 0 else None
         try:
             yield
         finally:
+            if pruner is not None:
+                pruner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pruner
             state.close()
             if state.tmp_dir.name.startswith("conveyor-server-"):
                 shutil.rmtree(state.tmp_dir, ignore_errors=True)

@@ -36,6 +36,10 @@ class ServerConfig:
         allowed_hosts: Host header values accepted (empty: loopback names when bound
             to loopback, anything otherwise); guards against DNS rebinding.
         cors_origins: origins allowed to call from a browser (empty: CORS off).
+        key_retention: seconds an idempotency key is kept (at least an hour).
+        prune_every: seconds between two prunes of old idempotency keys (0: never).
+        presign: hand out presigned URLs for direct uploads when the artifact store is S3.
+        presign_expiry: seconds a presigned upload URL stays valid.
     """
 
     backend: str
@@ -48,6 +52,10 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     workers: int = 1
+    key_retention: float = 24 * 3600
+    prune_every: float = 3600
+    presign: bool = True
+    presign_expiry: int = 3600
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -87,10 +87,26 @@ def lineage_query(call: Call) -> Iterable[str]:
 
 
 def blob_digest(call: Call) -> Iterable[str]:
-    """The projects whose runs recorded this blob's content."""
+    """The projects that may read this blob: of the runs and model versions that reference it.
+
+    A blob of a dataset version adds every project the caller is a member of
+    (datasets belong to the whole server). When no reference lets the caller in,
+    versions not indexed yet are indexed first (``server/blob_index.py``).
+    """
+    from conveyor.server.auth import has_role
+    from conveyor.server.blob_index import backfill
     from conveyor.server.routes.blobs import digest_of_key
 
-    return call.state.store.digest_projects(digest_of_key(call.path["key"]))
+    digest = digest_of_key(call.path["key"])
+    refs = call.state.store.blob_refs
+    projects, dataset = refs.readers(digest)
+
+    def readable() -> bool:
+        return (dataset and bool(call.principal.roles)) or any(has_role(call.principal, p, "viewer") for p in projects)
+
+    if not readable() and backfill(call.state):
+        projects, dataset = refs.readers(digest)
+    return projects | (set(member_projects(call)) if dataset else set())
 
 
 def project_in_path(call: Call) -> Iterable[str]:

@@ -28,7 +28,15 @@ class ServerState:
     tmp_dir: Path
     local: Principal  # who callers are when auth is off
     _run_projects: dict[str, str] = field(default_factory=dict)
+    # blob index backfill (``server/blob_index.py``): one at a time, and manifests it could not read
+    index_lock: threading.Lock = field(default_factory=threading.Lock)
+    unindexable: set[tuple[str, str, str]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def direct_uploads(self) -> bool:
+        """Whether clients may write blobs straight to the store (S3, presigning on)."""
+        return self.config.presign and hasattr(self.content.backend, "presign_put")
 
     @property
     def governance(self) -> Any:

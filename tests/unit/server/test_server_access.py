@@ -124,6 +124,8 @@ def example(world: World, e: Endpoint) -> dict[str, Any]:
         "MonitorIn": {"name": "mon2", "model": "m", "config": {}, "reference": {}},
         "ResultIn": RESULT,
         "DeliveriesIn": {"deliveries": [{"channel": "log", "ok": True}]},
+        "UploadsIn": {"blobs": [{"digest": DIGEST, "size": len(CONTENT)}]},
+        "UploadsDoneIn": {"uploads": []},
     }
     name = "vera"
     for prefix, value in (("/projects/{project}/models", "m"), ("/projects/{project}/monitors", "mon"),

@@ -53,3 +53,39 @@ def test_an_existing_lineage_edge_is_not_audited_again(store: SqlMetadataStore) 
     store.add_lineage(("dataset_version", "d1"), ("run", run.id), "input")
     with store.engine.connect() as conn:
         assert [e.action for e in iter_events(conn)].count("lineage.add") == 1
+
+
+def _keys(store: SqlMetadataStore) -> set[str]:
+    from sqlalchemy import select
+
+    from conveyor.stores.metadata.sql.schema import idempotency_keys
+
+    with store.engine.connect() as conn:
+        return set(conn.execute(select(idempotency_keys.c.key)).scalars())
+
+
+def test_pruning_forgets_old_keys_keeps_recent_ones_and_a_retry_still_applies_once(store: SqlMetadataStore) -> None:
+    from conveyor.core.errors import InvalidArgument
+
+    run = store.create_run(project="p")
+    points = [(run.id, "loss", 0.5, 0, now_ms())]
+    store.log_metric_points(points, idempotency_key="old-batch-1")
+    store.log_metric_points(points, idempotency_key="new-batch-1")
+    day, hour = 24 * 3600 * 1000, 3600 * 1000
+    # a day and an hour later, the first key is more than a day old; the second is re-recorded recently
+    later = now_ms() + day + hour
+    from sqlalchemy import update
+
+    from conveyor.stores.metadata.sql.schema import idempotency_keys
+
+    with store.engine.begin() as conn:
+        conn.execute(update(idempotency_keys).where(idempotency_keys.c.key == "new-batch-1")
+                     .values(created_at=later - 2 * hour))
+    assert store.prune_idempotency_keys(now=later) == 1
+    assert _keys(store) == {"new-batch-1"}
+    assert store.prune_idempotency_keys(now=later) == 0
+    store.log_metric_points(points, idempotency_key="new-batch-1")  # a retry within the retention
+    assert len(store.get_metric_history(run.id, "loss")) == 2  # the two first writes only
+    with pytest.raises(InvalidArgument, match="at least an hour"):
+        store.prune_idempotency_keys(60_000)
+    assert _keys(store) == {"new-batch-1"}

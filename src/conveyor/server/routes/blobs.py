@@ -2,7 +2,9 @@
 
 Keys are exactly ``blobs/<2 hex>/<62 hex>``; anything else (``..``, encoded
 dots, backslashes, NUL...) is a 400 before any file is touched. An upload must
-hash to its key. A blob is readable by whoever can read a run that recorded it.
+hash to its key. A blob is readable by whoever can read a run that recorded it or
+a model version whose package lists it, and by any member of any project when a
+dataset version lists it (``scope.blob_digest``, ``server/blob_index.py``).
 """
 
 from __future__ import annotations

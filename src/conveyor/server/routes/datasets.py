@@ -10,17 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from conveyor.server.blob_index import index_manifest
 from conveyor.server.routes.registry import version_number
 from conveyor.server.routing import UPLOADER, Call, Endpoint, Param, project_role
 from conveyor.server.scope import member_projects
 from conveyor.stores.metadata.datasets import NewVersion
+from conveyor.stores.metadata.sql.blob_refs import DATASET
 from conveyor.stores.metadata.wire import CheckIn, DatasetVersionIn
 
 
 def create_version(call: Call) -> Any:
     body: DatasetVersionIn = call.body
     fields = {f: getattr(body, f) for f in body.__struct_fields__}
-    return call.state.store.datasets.create_version(NewVersion(name=call.path["name"], **fields))
+    version = call.state.store.datasets.create_version(NewVersion(name=call.path["name"], **fields))
+    index_manifest(call.state, DATASET, "", body.content_hash)  # so any member can check it out
+    return version
 
 
 def get_version(call: Call) -> Any:

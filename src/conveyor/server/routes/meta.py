@@ -12,7 +12,8 @@ from conveyor.server.routing import PUBLIC, Call, Endpoint
 
 
 def health(call: Call) -> Any:
-    return {"status": "ok", "version": __version__, "auth": call.state.config.auth_required}
+    return {"status": "ok", "version": __version__, "auth": call.state.config.auth_required,
+            "direct_uploads": call.state.direct_uploads}
 
 
 def openapi(call: Call) -> Response:

@@ -12,8 +12,10 @@ from typing import Any
 from starlette.responses import Response
 
 from conveyor.core.errors import InvalidArgument
+from conveyor.server.blob_index import index_manifest
 from conveyor.server.routing import Call, Endpoint, Param, project_role
 from conveyor.server.scope import project_in_path
+from conveyor.stores.metadata.sql.blob_refs import MODEL
 from conveyor.stores.metadata.wire import (
     AliasIn,
     GateIn,
@@ -88,12 +90,15 @@ def update_model(call: Call) -> Any:
 
 
 def create_version(call: Call) -> Any:
+    """Register the version, then index its package so viewers of the project can load it."""
     body: VersionIn = call.body
-    return call.state.store.registry.create_version(
+    version = call.state.store.registry.create_version(
         call.path["project"], call.path["name"], flavour=body.flavour, format=body.format,
         package_digest=body.package_digest, signature=body.signature, info=body.info, run_id=body.run_id,
         description=body.description, tags=body.tags, idempotency_key=body.idempotency_key,
     )
+    index_manifest(call.state, MODEL, call.path["project"], body.package_digest)
+    return version
 
 
 def list_versions(call: Call) -> Any:

@@ -272,7 +272,7 @@ class ContentStore:
         data = self.get_bytes(digest)
         try:
             manifest = msgspec.json.decode(data, type=_Manifest)
-        except msgspec.ValidationError:
+        except (msgspec.ValidationError, msgspec.DecodeError):
             raise InvalidArgument(f"blob {digest} is not a manifest", field="digest") from None
         if manifest.format != MANIFEST_FORMAT:
             raise InvalidArgument(

@@ -180,6 +180,41 @@ class S3Backend:
         full = self._key(key)
         self._call(lambda: self._client.delete_object(Bucket=self.bucket, Key=full), key=key)
 
+    # -- direct uploads (a server hands out presigned URLs, then checks what came) --
+
+    def presign_put(self, key: str, expires_in: int) -> str:
+        """A URL anyone may PUT ``key``'s bytes to, without credentials, for ``expires_in`` seconds."""
+        full = self._key(key)
+        return str(self._call(lambda: self._client.generate_presigned_url(
+            "put_object", Params={"Bucket": self.bucket, "Key": full}, ExpiresIn=expires_in,
+        ), key=key))
+
+    def read_version(self, key: str) -> tuple[str, Iterator[bytes]]:
+        """The object's ETag and its bytes in chunks, all of that one version (``IfMatch``)."""
+        full = self._key(key)
+        etag = str(self._call(lambda: self._client.head_object(Bucket=self.bucket, Key=full), key=key)["ETag"])
+
+        def chunks() -> Iterator[bytes]:
+            body = self._call(lambda: self._client.get_object(Bucket=self.bucket, Key=full, IfMatch=etag),
+                              key=key)["Body"]
+            with body:
+                yield from body.iter_chunks(_MIB)
+
+        return etag, chunks()
+
+    def copy_version(self, src: str, dst: str, etag: str) -> None:
+        """Copy object ``src`` to ``dst`` only if ``src`` is still version ``etag`` (else ``InvalidArgument``)."""
+        source = {"Bucket": self.bucket, "Key": self._key(src)}
+        full = self._key(dst)
+        try:
+            self._client.copy(source, self.bucket, full, ExtraArgs={"CopySourceIfMatch": etag}, Config=_TRANSFER)
+        except bexc.ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) in {"PreconditionFailed", "412"}:
+                raise InvalidArgument(f"{src} changed while it was being checked", field="upload_id") from None
+            self._raise(exc, src)
+        except bexc.BotoCoreError as exc:
+            self._raise(exc, src)
+
     def list(self, prefix: str = "") -> Iterator[str]:
         """Keys starting with ``prefix`` (relative to the store's prefix), sorted."""
         paginator = self._client.get_paginator("list_objects_v2")

@@ -129,6 +129,33 @@ class ArtifactsIn(Body):
     files: list[ArtifactFile]
 
 
+#: The size of a blob: fits every database's BIGINT.
+Size = Annotated[int, msgspec.Meta(ge=0, le=2**62)]
+
+
+class BlobIn(Body):
+    digest: str
+    size: Size
+
+
+class UploadsIn(Body):
+    """Blobs a client wants to write straight to the artifact store (``POST /blobs/uploads``)."""
+
+    blobs: Annotated[list[BlobIn], msgspec.Meta(max_length=1000)]
+
+
+class UploadedIn(Body):
+    digest: str
+    size: Size
+    upload_id: str
+
+
+class UploadsDoneIn(Body):
+    """Blobs written to the URLs ``POST /blobs/uploads`` gave, for the server to check and keep."""
+
+    uploads: Annotated[list[UploadedIn], msgspec.Meta(max_length=1000)]
+
+
 class SearchIn(Body):
     projects: list[str] | None = None
     filter: str | None = None

@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 
 #: The Alembic revision these tables correspond to.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 
 # Integer primary keys must be INTEGER on SQLite to alias the rowid (autoincrement).
 PK = BigInteger().with_variant(Integer(), "sqlite")
@@ -369,6 +369,20 @@ idempotency_keys = Table(
     Column("result", String(64), nullable=True),  # e.g. the id a create returned
 )
 
+
+# Which model packages and dataset versions reference a blob, written when they are
+# registered through the server (``sql/blob_refs.py``): a run's files are in
+# ``artifacts``, but a package or a dataset version is a manifest blob no table
+# lists, and the server must know who may read each of its files. ``project`` is
+# the model's project, and "" for a dataset (datasets belong to the whole server).
+blob_refs = Table(
+    "blob_refs",
+    metadata,
+    Column("digest", String(80), nullable=False),
+    Column("kind", String(16), nullable=False),  # "model" | "dataset"
+    Column("project", String(250), nullable=False),
+    PrimaryKeyConstraint("digest", "kind", "project"),
+)
 
 # ------------------------------------------------------------------ monitoring
 # Stored monitors (``stores/metadata/sql/monitors.py``): what to watch and the

@@ -27,9 +27,10 @@ from conveyor.core.ids import check_id, friendly_name, new_id, now_ms
 from conveyor.core.settings import current_user
 from conveyor.core.uris import safe_relpath
 from conveyor.stores.metadata.base import LineageEdge, PointRow
-from conveyor.stores.metadata.sql import bulk, search
+from conveyor.stores.metadata.sql import bulk, idempotency, search
 from conveyor.stores.metadata.sql.audit import append_event
 from conveyor.stores.metadata.sql.automation import SqlAutomationStore
+from conveyor.stores.metadata.sql.blob_refs import SqlBlobRefs
 from conveyor.stores.metadata.sql.datasets import SqlDatasetStore
 from conveyor.stores.metadata.sql.engine import make_engine, read_transaction, write_transaction
 from conveyor.stores.metadata.sql.idempotency import claim as _claim
@@ -167,6 +168,7 @@ class SqlMetadataStore:
         self.registry = SqlRegistryStore(self._engine)
         self.monitors = SqlMonitorStore(self._engine)
         self.automation = SqlAutomationStore(self._engine)
+        self.blob_refs = SqlBlobRefs(self._engine)
         self._governance: Any = None
 
     @property
@@ -184,6 +186,11 @@ class SqlMetadataStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def prune_idempotency_keys(self, older_than_ms: int = idempotency.RETENTION_MS, *, now: int | None = None) -> int:
+        """Forget idempotency keys recorded more than ``older_than_ms`` ago (at least an hour); how many went."""
+        with write_transaction(self._engine) as conn:
+            return idempotency.prune(conn, older_than_ms, now)
 
     # ---------------------------------------------------------------- projects
 
@@ -373,16 +380,6 @@ class SqlMetadataStore:
                 select(runs.c.id, projects.c.name).select_from(search.RUNS_WITH_PROJECT).where(runs.c.id.in_(ids))
             ).all()
         return {r[0]: r[1] for r in rows}
-
-    def digest_projects(self, digest: str) -> set[str]:
-        """The projects with a run that recorded a file of content ``digest``."""
-        with read_transaction(self._engine) as conn:
-            rows = conn.execute(
-                select(projects.c.name).distinct()
-                .select_from(artifacts.join(runs, runs.c.pk == artifacts.c.run_pk).join(projects, runs.c.project_id == projects.c.id))
-                .where(artifacts.c.digest == digest)
-            ).scalars()
-            return set(rows)
 
     def get_run(self, run_id: str, *, with_artifacts: bool = True) -> Run:
         check_id(run_id)
