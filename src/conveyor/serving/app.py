@@ -191,6 +191,7 @@ async def predict_asgi(service: Service, scope: Scope, receive: Receive, send: S
     route = "invocations" if mlflow else "predict"
     status = 200
     variant: Variant | None = None
+    job: Job | None = None
     failure: bytes | None = None
     extra: list[tuple[bytes, bytes]] | None = None
     try:
@@ -220,7 +221,8 @@ async def predict_asgi(service: Service, scope: Scope, receive: Receive, send: S
     except TimeoutError as exc:
         status = 503
         failure = failure_body("TIMEOUT", f"no prediction within {service.config.timeout} s", request_id=request_id)
-        service.record_error(variant, request_id, exc, started)
+        if variant is not None and job is not None and variant.abandon(job):  # not if its answer made it into the log meanwhile
+            service.record_error(variant, request_id, exc, started)
     except PredictionFailed as exc:  # the model raised on these rows
         status = 500
         log.warning("request %s: the model raised %s: %s", request_id, type(exc.error).__name__, exc.error)
@@ -266,6 +268,10 @@ async def _mirror(service: Service, job: Job) -> None:
     try:
         async with asyncio.timeout(service.config.timeout):
             version, _ = await shadow.batcher.submit(job)
+    except TimeoutError as exc:
+        if shadow.abandon(job):
+            service.record_error(shadow, job.request_id, exc, job.arrived)
+        return
     except PredictionFailed as exc:
         log.info("shadow %s failed on request %s: %s", shadow.live.uri, job.request_id, type(exc.error).__name__)
         service.record_error(shadow, job.request_id, exc.error, job.arrived, exc.version)

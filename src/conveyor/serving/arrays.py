@@ -41,18 +41,18 @@ def _sklearn(model: Any, names: list[str]) -> ArrayPredict | None:
         return None  # a pipeline or meta-estimator: its inner estimators may need the names
     bare = copy.copy(model)  # shares the fitted arrays; only the name check goes
     del bare.feature_names_in_
-    return bare.predict  # type: ignore[no-any-return]
+    return bare.predict
 
 
 def _lightgbm(model: Any, names: list[str]) -> ArrayPredict | None:
     booster = getattr(model, "booster", None)
     if booster is None or list(booster.feature_name()) != names:
         return None
-    return model.predict  # type: ignore[no-any-return]
+    return model.predict
 
 
 def _onnx(model: Any, names: list[str]) -> ArrayPredict | None:
-    return model.predict if getattr(model, "columns", None) == names else None  # type: ignore[no-any-return]
+    return model.predict if getattr(model, "columns", None) == names else None
 
 
 _MAKERS = {"sklearn": _sklearn, "lightgbm": _lightgbm, "onnx": _onnx}

@@ -10,6 +10,7 @@ been sent; what it says is logged, never returned.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,11 +29,18 @@ from conveyor.serving.live import LiveModel, Loaded
 
 @dataclass
 class Job:
-    """One request waiting for the model: its rows and what its log rows need."""
+    """One request waiting for the model: its rows and what its log rows need.
+
+    ``abandoned`` (the request timed out) and ``logged`` (its answer is in the
+    prediction log) are settled under the variant's lock, so a request ends up in
+    the log once: as answered rows or as an error row, never both.
+    """
 
     rows: Batchable
     request_id: str
     arrived: float  # time.perf_counter() when the request came in
+    abandoned: bool = False
+    logged: bool = False
 
     @property
     def count(self) -> int:
@@ -56,6 +64,20 @@ def _split(output: Any, sizes: list[int]) -> list[Any]:
         out.append(part)
         start += size
     return out
+
+
+def _rows_of(frame: Any, features: dict[str, Any] | None, output: Any, sizes: list[int],
+             keep: list[bool]) -> tuple[Any, dict[str, Any] | None, Any]:
+    """The batch's input and output restricted to the requests in ``keep``."""
+    starts = np.cumsum([0, *sizes[:-1]])
+    take = np.concatenate([np.arange(s, s + n) for s, n, k in zip(starts, sizes, keep, strict=True) if k] or
+                          [np.zeros(0, dtype=np.int64)])
+    if features is not None:
+        features = {k: v[take] for k, v in features.items()}
+    elif hasattr(frame, "iloc"):
+        frame = frame.iloc[take]
+    output = output.iloc[take] if hasattr(output, "iloc") else np.asarray(output)[take]
+    return frame, features, output
 
 
 LogSink = Callable[[str, Any], None]  # (role, columns of log rows)
@@ -85,6 +107,7 @@ class Variant:
         self.live = live
         self._log = log
         self._plan: tuple[Loaded, FramePlan, ArrayPredict | None] | None = None
+        self._outcome = threading.Lock()  # settles Job.abandoned against Job.logged
         self.batcher = MicroBatcher(self._predict, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                                     max_queue=max_queue_rows, on_batch=on_batch, size=lambda job: job.count)
 
@@ -145,8 +168,23 @@ class Variant:
         for i, part in zip(good, _split(output, sizes), strict=True):
             results[i] = (loaded.version, part)
         if self._log is not None:
-            self._log(self.role, self._log_rows(frame, features, output, [jobs[i] for i in good], loaded.version))
+            with self._outcome:
+                kept = [i for i in good if not jobs[i].abandoned]
+                for i in kept:
+                    jobs[i].logged = True
+            if len(kept) < len(good):  # some timed out meanwhile: they are logged as errors instead
+                frame, features, output = _rows_of(frame, features, output, [jobs[i].count for i in good],
+                                                   [i in set(kept) for i in good])
+            if kept:
+                self._log(self.role, self._log_rows(frame, features, output, [jobs[i] for i in kept],
+                                                    loaded.version))
         return results
+
+    def abandon(self, job: Job) -> bool:
+        """Mark a timed-out request; True unless its answer was already logged (then it has its record)."""
+        with self._outcome:
+            job.abandoned = True
+            return not job.logged
 
     @staticmethod
     def _checked(rows: Batchable, signature: Any) -> Any:
