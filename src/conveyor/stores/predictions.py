@@ -163,10 +163,15 @@ class PredictionLog:
         return self._write("feedback", model, table, min(r["_ts"] for r in rows))
 
     def _write(self, kind: str, model: str, table: Any, first_ms: int) -> str:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
+        # Dictionary-encode text that repeats (model, variant, categories), never the request ids or the
+        # numbers: trying a dictionary on every float column cost most of the write.
+        repeats = [f.name for f in table.schema if f.name != "_request_id"
+                   and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
         buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="zstd")
+        pq.write_table(table, buffer, compression="zstd", use_dictionary=repeats)
         key = f"{self._prefix}{kind}/{model}/day={_day(first_ms)}/{first_ms:013d}-{new_id()}.parquet"
         self.backend.put_bytes(key, buffer.getvalue())
         return key
