@@ -306,15 +306,18 @@ def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """
     import numpy as np
 
-    names: dict[str, None] = {}
-    for part in parts:
-        names.update(dict.fromkeys(part))
+    first = parts[0].keys()
+    if all(part.keys() == first for part in parts):  # the usual case: every batch has the same columns
+        names: dict[str, None] = dict.fromkeys(first)
+    else:
+        names = {}
+        for part in parts:
+            names.update(dict.fromkeys(part))
     merged: dict[str, Any] = {}
     for name in names:
         chunks = [part.get(name) for part in parts]
-        arrays = [c for c in chunks if isinstance(c, np.ndarray)]
-        if len(arrays) == len(chunks):
-            merged[name] = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+        if set(map(type, chunks)) == {np.ndarray}:
+            merged[name] = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]  # type: ignore[arg-type]
             continue
         values: list[Any] = []
         for part, chunk in zip(parts, chunks, strict=True):
@@ -385,6 +388,8 @@ class PredictionLogWriter:
         self.flush()
 
     def _run(self) -> None:
+        import pyarrow.parquet  # noqa: F401  (imported now, not in the first flush while requests wait)
+
         while not self._closed:
             self._wake.wait(self._interval)
             self._wake.clear()
