@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -120,8 +121,12 @@ def load(url: str, body: Path, concurrency: int, duration: float, warmup: float 
 
 
 def interleaved_logging_cost(folder: Path, model: Any, frame: Any, body: Path, duration: float,
-                             slices: int = 6) -> dict[str, Any]:
-    """Logging on and off, both servers up, alternating short bursts: the load of the machine hits both alike."""
+                             slices: int = 10) -> dict[str, Any]:
+    """Logging on and off, both servers up, alternating short bursts: the load of the machine hits both alike.
+
+    The cost is one minus the median of the per-burst ratios (on/off), so a burst
+    that another process's spike hit does not decide it.
+    """
     procs = {True: start_conveyor(folder / "cv", model, frame, 18084, log=True),
              False: start_conveyor(folder / "cv", model, frame, 18085, log=False)}
     totals = {True: [0.0, 0.0], False: [0.0, 0.0]}  # requests, seconds
@@ -139,7 +144,7 @@ def interleaved_logging_cost(folder: Path, model: Any, frame: Any, body: Path, d
         for proc in procs.values():
             stop(proc)
     on, off = totals[True][0] / totals[True][1], totals[False][0] / totals[False][1]
-    return {"rps_log": on, "rps_no_log": off, "cost": 1 - on / off, "slice_ratios": ratios}
+    return {"rps_log": on, "rps_no_log": off, "cost": 1 - statistics.median(ratios), "slice_ratios": ratios}
 
 
 def main() -> None:
@@ -194,8 +199,8 @@ def main() -> None:
     print(f"prediction logging costs {cost:.1%} of throughput at concurrency 16, measured in sequence")
     mixed = results["logging_interleaved"]
     print(f"prediction logging costs {mixed['cost']:.1%} of throughput at concurrency 16, interleaved "
-          f"({mixed['rps_log']:,.0f} vs {mixed['rps_no_log']:,.0f} req/s; per burst on/off: "
-          f"{' '.join(f'{r:.2f}' for r in mixed['slice_ratios'])}) (goal < 10%)")
+          f"(median of the per-burst ratios on/off: {' '.join(f'{r:.2f}' for r in mixed['slice_ratios'])}; "
+          f"totals {mixed['rps_log']:,.0f} vs {mixed['rps_no_log']:,.0f} req/s) (goal < 10%)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
