@@ -138,6 +138,8 @@ class PredictionLog:
 
     def append_columns(self, model: str, columns: dict[str, Any]) -> str | None:
         """Write one segment from equal-length columns (what the writer gathers)."""
+        import numpy as np
+
         v.check_name(model, "model")
         for key in ("_request_id", "_ts"):
             if key not in columns:
@@ -146,7 +148,7 @@ class PredictionLog:
         if n == 0:
             return None
         table = _table({**columns, "_model": [model] * n})
-        return self._write("predictions", model, table, int(min(columns["_ts"])))
+        return self._write("predictions", model, table, int(np.min(columns["_ts"])))
 
     def add_feedback(self, model: str, labels: Iterable[tuple[str, Any] | tuple[str, Any, int]]) -> str | None:
         """Record ground-truth labels by request id (``(request_id, label[, ts_ms])``)."""
