@@ -365,6 +365,12 @@ async def metrics(request: Request) -> Response:
     return PlainTextResponse(service.telemetry.render(), media_type="text/plain; version=0.0.4")
 
 
+async def _raw_only(request: Request) -> Response:
+    service = _service(request)
+    name = request.path_params.get("name")
+    return _error(NotFound(f"this service serves {service.name!r}, not {name!r}", field="name"))
+
+
 class ServingApp:
     """The ASGI app: the prediction routes on raw ASGI, everything else (and the lifespan) on Starlette."""
 
@@ -408,6 +414,9 @@ def create_app(config: ServeConfig, registry: Any) -> ServingApp:
                 await loop.run_in_executor(None, service.writer.close)
 
     routes = [
+        # POSTs to these two never get here (ServingApp answers them on raw ASGI); other methods get a 405.
+        Route("/v1/models/{name}/predict", _raw_only, methods=["POST"]),
+        Route("/invocations", _raw_only, methods=["POST"]),
         Route("/v1/models/{name}/feedback", feedback, methods=["POST"]),
         Route("/v1/models/{name}", metadata, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
