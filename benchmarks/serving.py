@@ -92,6 +92,8 @@ def start_conveyor(home: Path, model: Any, frame: Any, port: int, log: bool) -> 
 def start_mlflow(root: Path, model: Any, port: int) -> subprocess.Popen[bytes]:
     mlflow = quiet_mlflow()
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    # Its artifacts go in the temporary folder too, not in ./mlruns of whoever runs the benchmark.
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("bench", artifact_location=(root / "mlartifacts").as_uri()))
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(model, name="model")
     # MLflow starts ``uvicorn`` by name: the virtualenv's bin folder must be on PATH.
