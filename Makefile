@@ -11,7 +11,7 @@ $(BIN)/python:
 
 # Re-install when the dependency list changes.
 $(VENV)/.ml-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[ml]'
+	$(BIN)/pip install --quiet -e '.[ml,data,server]'
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python

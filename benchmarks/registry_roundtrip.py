@@ -12,7 +12,7 @@ Measures, on local disk with SQLite metadata for both tools:
 3. ``cv.models.list_models`` first page (100) with ``--models`` x ``--versions``
    registered versions (default 1,000 x 20): median of five after a warm-up. Goal: < 50 ms.
 
-    python benchmarks/registry_roundtrip.py            # the full size (several minutes on 2 cores)
+    python benchmarks/registry_roundtrip.py            # the full size (12 to 17 min on 2 loaded cores)
     python benchmarks/registry_roundtrip.py --quick    # ~5 MB model, 100 x 20 versions
 """
 

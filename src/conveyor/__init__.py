@@ -68,6 +68,7 @@ _LAZY: dict[str, str] = {
 
 # Service namespaces: ``cv.data.log(...)``, ``cv.monitoring.drift(...)``. Imported on first use, like the names above.
 _NAMESPACES: dict[str, str] = {
+    "automation": "conveyor.automation",
     "data": "conveyor.data",
     "monitoring": "conveyor.monitoring",
 }

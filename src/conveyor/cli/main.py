@@ -15,6 +15,7 @@ from conveyor._version import __version__
 from conveyor.cli import (
     artifacts,
     audit,
+    automation,
     data,
     db,
     models,
@@ -52,10 +53,11 @@ def cli() -> None:
 
 
 for group in (projects.group, runs.group, artifacts.group, data.group, models.group, pipelines.group, db.group,
-    monitor.group,
+    monitor.group, automation.group,
     users.group, tokens.group, audit.group,
 ):
     cli.add_command(group)
+cli.add_command(automation.agent_command)
 cli.add_command(quickstart.command)
 cli.add_command(server.command)
 cli.add_command(serve.serve_command)

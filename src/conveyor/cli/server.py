@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -20,9 +21,12 @@ MiB = 1024 * 1024
 @click.option("--max-upload", default=0, show_default=True, type=click.IntRange(0), help="Largest artifact upload in bytes (0: no limit).")
 @click.option("--allowed-host", "allowed_hosts", multiple=True, help="Host header the server answers to (repeatable).")
 @click.option("--cors-origin", "cors_origins", multiple=True, help="Browser origin allowed to call the API (repeatable).")
+@click.option("--agent", "with_agent", is_flag=True,
+              help="Also run the automation agent in this process (leader-elected: safe on several servers).")
 def command(
     backend: str | None, artifacts: str | None, host: str, port: int, workers: int, auth: bool,
     max_body: int, max_upload: int, allowed_hosts: tuple[str, ...], cors_origins: tuple[str, ...],
+    with_agent: bool,
 ) -> None:
     """Serve the REST API on HOST:PORT over a database and an artifact store."""
     import uvicorn
@@ -48,6 +52,8 @@ def command(
                        "  conveyor users create NAME --admin   (prints its token once)", err=True)
     finally:
         store.close()
+    if with_agent:
+        _start_agent(backend, artifacts, settings.home)
     mode = "auth ON" if config.auth_required else "auth off (loopback only)"
     click.echo(f"conveyor server on http://{host}:{port}  ({mode}; docs at /api/v1/docs)", err=True)
     if workers == 1:
@@ -56,3 +62,18 @@ def command(
         os.environ[CONFIG_ENV] = config.to_env()
         uvicorn.run("conveyor.server.app:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning")
+
+
+def _start_agent(backend: str, artifacts: str, home: Path) -> None:
+    """The automation agent on a daemon thread, over its own connections to the same stores."""
+    import logging
+    import threading
+
+    from conveyor.automation.agent import Agent
+    from conveyor.stores.artifacts.cas import open_content_store
+    from conveyor.stores.metadata.base import open_metadata_store
+
+    logging.getLogger("conveyor.automation").setLevel(logging.INFO)
+    agent = Agent(open_metadata_store(backend), open_content_store(artifacts), home)
+    threading.Thread(target=agent.run_forever, name="conveyor-agent", daemon=True).start()
+    click.echo(f"automation agent running in this process as {agent.holder}", err=True)

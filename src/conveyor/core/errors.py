@@ -16,7 +16,8 @@ user code keeps working::
     ├── NotFound (LookupError)                 404 / exit 3
     ├── AlreadyExists                          409 / exit 2
     ├── InvalidState                           409 / exit 2
-    │   └── GateFailed                         409 / exit 8
+    │   ├── GateFailed                         409 / exit 8
+    │   └── LeaseLost                          409 / exit 2
     ├── DataValidationFailed                   422 / exit 1
     ├── ArtifactCorrupted                      500 / exit 4
     ├── SchemaOutOfDate                        503 / exit 5

@@ -7,6 +7,7 @@ afterwards; :func:`reset_settings` forgets it (tests, ``conveyor.configure``).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -142,10 +143,24 @@ def reset_settings() -> None:
 
 
 def current_user() -> str:
-    """The login name of this process, or "" where there is none (some containers)."""
-    import getpass
+    """The login name of this process, or "" where there is none (some containers).
 
+    As ``getpass.getuser()``: the first of LOGNAME, USER, LNAME and USERNAME that
+    is set, else the password entry of the process's uid. That look-up is
+    remembered per uid: every run and audit event asks for it.
+    """
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        user = os.environ.get(name)
+        if user:
+            return user
+    return _login_of(os.getuid()) if hasattr(os, "getuid") else ""
+
+
+@functools.lru_cache(maxsize=4)
+def _login_of(uid: int) -> str:
     try:
-        return getpass.getuser()
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
     except Exception:
         return ""

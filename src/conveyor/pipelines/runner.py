@@ -9,9 +9,12 @@ everything else is decided here, in the driver process:
   stored).
 - Before a step runs, its cache key is computed from its code, parameters, input
   digests and declared files. A FINISHED step run carrying that key as its cache
-  entry is a hit: its outputs are reused and the step does not run.
+  entry is a hit: its outputs are reused and the step does not run. The keys of
+  all the steps that became ready together (a level of the DAG) are looked up in
+  one query, and a hit is recorded as a child run created already FINISHED, in
+  one transaction.
 - Several trials of a sweep share one scheduler, so a step with the same key in
-  two trials runs once and the other trial takes its outputs.
+  two trials (or twice in one) runs once and the other takes its outputs.
 - A failed step is retried with doubling backoff; when it finally fails its
   descendants are skipped while independent branches go on.
 """
@@ -30,7 +33,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from conveyor.core.entities import RunStatus
+from conveyor.core.entities import Run, RunStatus
 from conveyor.core.errors import ConveyorWarning, InvalidArgument, InvalidState
 from conveyor.core.ids import now_ms
 from conveyor.pipelines import results as r
@@ -56,7 +59,6 @@ from conveyor.pipelines.worker import (
     encode_outputs,
     execute_step,
 )
-from conveyor.stores.metadata.base import LineageEdge, add_lineage_edges
 
 _MAX_ERROR = 2000
 
@@ -78,7 +80,9 @@ class _Job:
     outputs: tuple[StoredValue, ...] = ()
     inputs: dict[str, StoredValue] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
-    follow: bool = True  # may wait for an identical step of another trial
+    follow: bool = True  # may wait for an identical step that is running
+    unbound: str = ""  # why its inputs could not be bound (e.g. a declared file is missing)
+    run: Run | None = None  # its run as created, handed to the worker of the first attempt
 
     @property
     def done(self) -> bool:
@@ -118,6 +122,9 @@ class Runner:
         self._delayed: list[tuple[float, int, _Job]] = []
         self._inflight: dict[Future[StepOutcome], _Job] = {}
         self._seq = itertools.count()
+        # Cache entries read ahead: (project, key) -> a FINISHED step run that published the key.
+        self._entries: dict[tuple[str, str], Any] = {}
+        self._scanned: set[str] = set()  # pipeline runs whose step runs' entries were read ahead
 
     # -- driving ---------------------------------------------------------------
 
@@ -130,6 +137,7 @@ class Runner:
             try:
                 for trial in trials:
                     self._open(trial)
+                self._scanned.update(t.run_id for t in trials)  # their entries are being written now
                 self._loop(executor)
             except BaseException:
                 self._abort(trials)
@@ -141,8 +149,12 @@ class Runner:
 
     def _loop(self, executor: Executor) -> None:
         while True:
-            while self._ready:
-                self._start(self._ready.popleft(), executor)
+            while self._ready:  # one batch per level: children of hits join the next one
+                batch = list(self._ready)
+                self._ready.clear()
+                hits = self._prepare(batch)
+                for job in batch:
+                    self._start(job, executor, hits)
             now = time.monotonic()
             while self._delayed and self._delayed[0][0] <= now:
                 self._submit(heapq.heappop(self._delayed)[2], executor)
@@ -180,10 +192,9 @@ class Runner:
             run = self.client.create_run(
                 trial.project, name=pipeline.name, tags=tags,
                 parent_id=active.id if active is not None else None,
+                params={k: _text(v) for k, v in trial.params.items()},
             )
             trial.run_id = run.id
-            if trial.params:
-                self.client.log_params(run.id, {k: _text(v) for k, v in trial.params.items()})
         for job in trial.jobs.values():
             if not job.node.upstream:
                 self._ready.append(job)
@@ -219,18 +230,34 @@ class Runner:
 
     # -- one step --------------------------------------------------------------
 
-    def _start(self, job: _Job, executor: Executor) -> None:
+    def _prepare(self, jobs: Sequence[_Job]) -> dict[tuple[str, str], Any]:
+        """Bind every job, then look the cache keys of all of them up at once (per project)."""
+        wanted: dict[str, set[str]] = {}
+        for job in jobs:
+            try:
+                self._bind(job)
+            except InvalidArgument as exc:  # recorded by _start, not raised
+                job.unbound = f"{type(exc).__name__}: {exc}"
+                continue
+            if self._uses_cache(job) and job.node.name not in job.trial.reused:
+                wanted.setdefault(job.trial.project, set()).add(job.key)
+        return {
+            (project, key): source
+            for project, keys in wanted.items()
+            for key, source in self._lookup(project, keys).items()
+        }
+
+    def _uses_cache(self, job: _Job) -> bool:
+        return job.node.step.options.cache and not self.no_cache
+
+    def _start(self, job: _Job, executor: Executor, hits: dict[tuple[str, str], Any]) -> None:
         trial, node = job.trial, job.node
-        step = node.step
-        try:
-            self._bind(job)
-        except InvalidArgument as exc:  # e.g. a declared file is missing: recorded, not raised
-            error = f"{type(exc).__name__}: {exc}"
+        if job.unbound:
+            error, job.unbound = job.unbound, ""
             run = self.client.create_run(
-                trial.project, name=node.name, parent_id=trial.run_id,
+                trial.project, name=node.name, parent_id=trial.run_id, status=RunStatus.FAILED,
                 tags={r.STEP_TAG: node.name, r.HIT_TAG: "false", r.ERROR_TAG: error[:_MAX_ERROR]},
             )
-            self.client.finish_run(run.id, RunStatus.FAILED)
             job.run_id = run.id
             self._fail(job, error)
             return
@@ -240,14 +267,13 @@ class Runner:
             job.status = StepStatus.REUSED
             self._succeeded(job)
             return
-        use_cache = step.options.cache and not self.no_cache
-        if use_cache:
-            source = self._lookup(trial.project, job.key)
+        if self._uses_cache(job):
+            source = hits.get((trial.project, job.key))
             if source is not None:
                 self._record_hit(job, source)
                 return
             leader = self._leaders.get(job.key)
-            if leader is not None and job.follow and leader.trial is not trial:
+            if leader is not None and job.follow and leader is not job:
                 self._followers.setdefault(job.key, []).append(job)
                 return
             self._leaders[job.key] = job
@@ -255,10 +281,9 @@ class Runner:
         run = self.client.create_run(
             trial.project, name=node.name, parent_id=trial.run_id,
             tags={r.STEP_TAG: node.name, r.KEY_TAG: job.key, r.HIT_TAG: "false"},
+            params={k: _text(v) for k, v in job.params.items()},
         )
-        job.run_id = run.id
-        if job.params:
-            self.client.log_params(run.id, {k: _text(v) for k, v in job.params.items()})
+        job.run_id, job.run = run.id, run
         self._submit(job, executor)
 
     def _bind(self, job: _Job) -> None:
@@ -287,42 +312,71 @@ class Runner:
             step.n_outputs,
         )
 
-    def _lookup(self, project: str, key: str) -> Any:
-        # straight to the store: the client's search also reaps stale runs, a write per call
-        page = self.client.store.search_runs(
-            [project],
-            f"tags.`{CACHE_ENTRY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
-            None,
-            1,
-        )
-        if not page:
-            return None
-        source = page[0]
-        outputs = decode_outputs(source.tags[OUTPUTS_TAG])
+    def _lookup(self, project: str, keys: set[str]) -> dict[str, Any]:
+        """The FINISHED run that published each key, if its output blobs are all still stored.
+
+        A hit usually comes from an earlier run of the same pipeline, whose other
+        steps published the keys the next levels will ask for: the first hit from
+        a pipeline run reads the entries of all its steps in one query, so a
+        cached chain does not pay one look-up per step.
+        """
+        found = {k: self._entries[(project, k)] for k in keys if (project, k) in self._entries}
+        missing = sorted(k for k in keys if k not in found)
+        if missing:  # straight to the store: the client's search also reaps stale runs, a write per call
+            fetched = self.client.store.find_runs_by_tag(
+                project, CACHE_ENTRY_TAG, missing, status=RunStatus.FINISHED
+            )
+            found.update(fetched)
+            self._entries.update(((project, k), source) for k, source in fetched.items())
+        self._read_ahead(project, {source.parent_id for source in found.values()})
         content = self.client.content
-        if not all(content.exists(o.digest) for o in outputs):
-            return None  # its blobs were removed: run the step again
-        return source
+        usable = {}
+        for key, source in found.items():
+            outputs = source.tags.get(OUTPUTS_TAG)
+            if outputs is not None and all(content.exists(o.digest) for o in decode_outputs(outputs)):
+                usable[key] = source
+            else:  # its blobs were removed: a miss, and asked again next time
+                self._entries.pop((project, key), None)
+        return usable
+
+    def _read_ahead(self, project: str, parents: set[str | None]) -> None:
+        for parent in parents:
+            if parent is None or parent in self._scanned:
+                continue
+            self._scanned.add(parent)
+            token = None
+            while True:
+                page = self.client.store.search_runs(
+                    [project], f"attributes.parent_id = '{parent}' and attributes.status = 'FINISHED'",
+                    None, 1000, token,
+                )
+                for run in page:
+                    key = run.tags.get(CACHE_ENTRY_TAG)
+                    if key is not None:
+                        self._entries.setdefault((project, key), run)
+                token = page.next_page_token
+                if not token:
+                    break
 
     def _record_hit(self, job: _Job, source: Any, outputs: tuple[StoredValue, ...] | None = None) -> None:
         trial, node = job.trial, job.node
         job.outputs = outputs if outputs is not None else decode_outputs(source.tags[OUTPUTS_TAG])
         job.hit, job.status = True, StepStatus.CACHED
         job.start_time = job.end_time = now_ms()
+        # One transaction: the run is born FINISHED with its tags, params, lineage and the source's metrics.
         run = self.client.create_run(
             trial.project, name=node.name, parent_id=trial.run_id,
             tags={
                 r.STEP_TAG: node.name, r.KEY_TAG: job.key, r.HIT_TAG: "true",
                 r.SOURCE_RUN_TAG: source.id, OUTPUTS_TAG: encode_outputs(job.outputs),
             },
+            params={k: _text(v) for k, v in job.params.items()},
+            metrics={k: v for k, v in source.metrics.items() if not k.startswith("system/")},
+            status=RunStatus.FINISHED, start_time=job.start_time, end_time=job.end_time,
+            inputs=[("artifact", d) for d in dict.fromkeys(v.digest for v in job.inputs.values())],
+            outputs=[("artifact", d) for d in dict.fromkeys(v.digest for v in job.outputs)],
         )
         job.run_id = run.id
-        if job.params:
-            self.client.log_params(run.id, {k: _text(v) for k, v in job.params.items()})
-        metrics = {k: v for k, v in source.metrics.items() if not k.startswith("system/")}
-        if metrics:
-            self.client.log_metrics(run.id, metrics)
-        self.client.finish_run(run.id, RunStatus.FINISHED)
         self._succeeded(job)
 
     def _submit(self, job: _Job, executor: Executor) -> None:
@@ -340,6 +394,7 @@ class Runner:
             publish=step.options.cache,
             timeout=step.options.timeout,
             attempt=job.attempts,
+            run=job.run,
         )
         try:
             future = executor.submit(execute_step, task, resources=dict(step.options.resources))
@@ -358,6 +413,7 @@ class Runner:
         for message in outcome.warnings:
             warnings.warn(f"step {job.node.name!r}: {message}", ConveyorWarning, stacklevel=2)
         run_id = job.run_id or ""
+        self.client.release_run(run_id)  # the worker ended it (or died): no more heartbeats from here
         if outcome.started:  # time on the worker, not the wait for one
             job.start_time = outcome.started
         if outcome.ok:
@@ -370,10 +426,11 @@ class Runner:
                 self._follow(follower, job)
             return
         # a worker that died leaves its run RUNNING: it is FAILED, never FINISHED
-        self._end(run_id, RunStatus.FAILED)
-        self.client.set_tags(
-            run_id, {r.ATTEMPTS_TAG: job.attempts, r.ERROR_TAG: outcome.error[:_MAX_ERROR]}
-        )
+        tags = {r.ATTEMPTS_TAG: job.attempts, r.ERROR_TAG: outcome.error[:_MAX_ERROR]}
+        try:
+            self.client.finish_run(run_id, RunStatus.FAILED, tags=tags)
+        except InvalidState:  # it ended otherwise already: only say why this attempt failed
+            self.client.set_tags(run_id, tags)
         if outcome.traceback:
             self.client.log_text(run_id, outcome.traceback, f"logs/traceback-attempt{job.attempts}.txt")
         step = job.node.step
@@ -389,21 +446,11 @@ class Runner:
             self._ready.append(follower)
 
     def _follow(self, job: _Job, leader: _Job) -> None:
-        source = self.client.get_run(leader.run_id or "")
+        source = self.client.store.get_run(leader.run_id or "", with_artifacts=False)
         self._record_hit(job, source, leader.outputs)
 
     def _succeeded(self, job: _Job) -> None:
-        run_id = job.run_id or ""
-        if job.status is not StepStatus.REUSED:
-            edges: list[LineageEdge] = [
-                (("artifact", digest), ("run", run_id), "input", None)
-                for digest in dict.fromkeys(v.digest for v in job.inputs.values())
-            ]
-            edges += [
-                (("run", run_id), ("artifact", digest), "output", None)
-                for digest in dict.fromkeys(v.digest for v in job.outputs)
-            ]
-            add_lineage_edges(self.client.store, edges)  # one transaction on SQL stores
+        # Its lineage is recorded already: with the run's FINISHED by its worker, or with a hit's run.
         trial = job.trial
         for child_name in trial.children[job.node.name]:
             child = trial.jobs[child_name]

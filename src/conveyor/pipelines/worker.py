@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor.core.entities import Run, RunStatus
 from conveyor.core.errors import InvalidArgument, NotFound
 from conveyor.core.ids import now_ms
 from conveyor.pipelines.serializers import StoredValue, by_name, dump
@@ -74,6 +75,7 @@ class StepTask:
     publish: bool  # write the cache entry when the outputs are stored
     timeout: float | None = None
     attempt: int = 1
+    run: Run | None = None  # the step's run as the runner created it: attached, not resumed
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,12 @@ def _execute(task: StepTask) -> tuple[StoredValue, ...]:
     for name, item in task.inputs.items():
         kwargs[name] = load_value(content, item)
     out, err = io.StringIO(), io.StringIO()
-    with fluent.start_run(run_id=task.run_id, nested=True):
+    # A fresh run is RUNNING already: attach it. A retry resumes the run its last attempt ended.
+    if task.run is not None and task.attempt == 1:
+        active = fluent.attach_run(task.run)
+    else:
+        active = fluent.start_run(run_id=task.run_id, nested=True)
+    with active:  # an exception ends the run FAILED (KILLED for Ctrl-C)
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _deadline(task.timeout):
                 value = step.fn(**kwargs)
@@ -231,5 +238,10 @@ def _execute(task: StepTask) -> tuple[StoredValue, ...]:
         tags = {OUTPUTS_TAG: encode_outputs(stored), ATTEMPTS_TAG: str(task.attempt)}
         if task.publish:
             tags[CACHE_ENTRY_TAG] = task.cache_key
-        fluent.set_tags(tags, run_id=task.run_id)  # the run ends FINISHED right after this
+        # Outputs, cache entry, lineage and FINISHED in one transaction: none exists without the others.
+        fluent.finish_run(
+            RunStatus.FINISHED, run_id=task.run_id, tags=tags,
+            inputs=[("artifact", d) for d in dict.fromkeys(v.digest for v in task.inputs.values())],
+            outputs=[("artifact", d) for d in dict.fromkeys(v.digest for v in stored)],
+        )
     return stored

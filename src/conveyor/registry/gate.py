@@ -9,7 +9,11 @@ rows; logged numbers are never trusted. Its checks:
 - slice rules: per value of a column, the candidate's metric may be worse
   than the champion's by at most a relative ``max_worse`` (0.05 = 5 %);
 - latency: p95 of single-row ``predict`` on the input example, in ms;
-- the candidate's signature must accept what the champion's callers send.
+- must-haves: the candidate's signature must accept what the champion's callers
+  send, and the newest recorded validation of each training dataset version
+  linked to the candidate (lineage role ``train...``) must have passed, per suite.
+  A version with no recorded validation is skipped, or fails the gate when
+  ``require_validated_data`` is set.
 
 Example::
 
@@ -22,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +36,8 @@ from conveyor.registry import datasets
 from conveyor.registry.evaluate import LOWER_IS_BETTER, TASKS, score
 from conveyor.registry.rules import METRIC_ALIASES, Rule
 
-_KEYS = {"rules", "dataset", "target", "task", "slices", "latency_p95_ms", "check_signature"}
+_KEYS = {"rules", "dataset", "target", "task", "slices", "latency_p95_ms", "check_signature",
+         "require_validated_data"}
 LATENCY_CALLS = 100
 
 
@@ -57,6 +62,7 @@ class Gate:
     slices: tuple[SliceRule, ...] = ()
     latency_p95_ms: float | None = None
     check_signature: bool = True
+    require_validated_data: bool = False
     parsed: tuple[Rule, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +79,9 @@ class Gate:
             isinstance(self.latency_p95_ms, int | float) and self.latency_p95_ms > 0
         ):
             raise InvalidArgument("gate.latency_p95_ms must be a positive number", field="gate.latency_p95_ms")
+        if not isinstance(self.require_validated_data, bool):
+            raise InvalidArgument("gate.require_validated_data must be true or false",
+                                  field="gate.require_validated_data")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Gate:
@@ -85,7 +94,8 @@ class Gate:
             raise InvalidArgument("gate.rules must be a list of rule strings", field="gate.rules")
         return cls(rules=tuple(rules), dataset=data.get("dataset"), target=data.get("target"),
                    task=data.get("task", "regression"), slices=tuple(data.get("slices", ())),
-                   latency_p95_ms=data.get("latency_p95_ms"), check_signature=bool(data.get("check_signature", True)))
+                   latency_p95_ms=data.get("latency_p95_ms"), check_signature=bool(data.get("check_signature", True)),
+                   require_validated_data=data.get("require_validated_data", False))
 
     @classmethod
     def from_file(cls, path: str | Path) -> Gate:
@@ -120,6 +130,7 @@ class Gate:
             "target": self.target, "task": self.task,
             "slices": [{"by": s.by, "metric": s.metric, "max_worse": s.max_worse} for s in self.slices],
             "latency_p95_ms": self.latency_p95_ms, "check_signature": self.check_signature,
+            "require_validated_data": self.require_validated_data,
         }
 
 
@@ -169,8 +180,13 @@ def _worse(metric: str, candidate: float, champion: float, max_worse: float) -> 
     return candidate < champion * (1 - max_worse) - 1e-12
 
 
-def run(gate: Gate, candidate: Any, champion: Any | None) -> dict[str, Any]:
-    """Every check of ``gate`` on loaded models; returns the report (``passed`` and each check)."""
+def run(gate: Gate, candidate: Any, champion: Any | None,
+        training: Sequence[datasets.TrainingData] | None = None) -> dict[str, Any]:
+    """Every check of ``gate`` on loaded models; returns the report (``passed`` and each check).
+
+    ``training`` is what :func:`datasets.training_data` found for the candidate; the
+    training-data check runs only when it is given.
+    """
     checks: list[dict[str, Any]] = []
     tables: dict[str, dict[str, float]] = {}
     report: dict[str, Any] = {"dataset": None}
@@ -216,6 +232,8 @@ def run(gate: Gate, candidate: Any, champion: Any | None) -> dict[str, Any]:
                            "detail": ""})
     if gate.check_signature:
         checks.append(signature_check(candidate, champion))
+    if training is not None:
+        checks.extend(data_checks(training, require=gate.require_validated_data))
     report["checks"] = checks
     report["passed"] = all(c["passed"] for c in checks)
     return report
@@ -233,11 +251,53 @@ def signature_check(candidate: Any, champion: Any | None) -> dict[str, Any]:
     return {**rule, "passed": not problems, "detail": "; ".join(problems)}
 
 
+def data_checks(training: Sequence[datasets.TrainingData], *, require: bool) -> list[dict[str, Any]]:
+    """The must-have check on the training data: one line per dataset version and suite.
+
+    Each suite's newest validation of the version must have passed. A version never
+    validated is skipped (it passes, marked ``skipped``) unless ``require`` is set.
+    """
+    if not training:
+        rule = {"rule": "training data passed validation", "kind": "data", "value": None, "threshold": None}
+        detail = "no training dataset is linked to this version (log_model(datasets={'train': ...}))"
+        return [{**rule, "passed": not require, "skipped": not require, "detail": detail}]
+    checks: list[dict[str, Any]] = []
+    for data in training:
+        if not data.checks:
+            why = ("this metadata store keeps no validation results" if data.checks is None else
+                   f"no validation of {data.ref} recorded; run cv.data.validate(cv.data.get({data.ref!r}), suite) "
+                   f"or `conveyor data validate {data.ref} --suite FILE`")
+            checks.append({"rule": f"training data {data.ref} passed validation", "kind": "data",
+                           "dataset": data.ref, "role": data.role, "value": None, "threshold": None,
+                           "passed": not require, "skipped": not require, "detail": why})
+            continue
+        for check in data.checks:
+            report = check.report if isinstance(check.report, Mapping) else {}
+            total = report.get("checks")
+            of = f" of {total}" if isinstance(total, int) else ""
+            detail = f"{check.num_failures}{of} checks failed in the newest validation, {_when(check.created_at)}"
+            failures = report.get("failures") or []
+            if failures and isinstance(failures[0], Mapping):
+                first = failures[0]
+                detail += f"; first: {first.get('column') or '-'} {first.get('check')}: {first.get('message')}"
+            checks.append({"rule": f"training data {data.ref} passed validation (suite {check.suite!r})",
+                           "kind": "data", "dataset": data.ref, "role": data.role, "suite": check.suite,
+                           "check_id": check.id, "value": check.num_failures, "threshold": 0,
+                           "passed": bool(check.ok), "detail": detail})
+    return checks
+
+
+def _when(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def format_report(report: Mapping[str, Any]) -> str:
-    """Every check on one line: PASS/FAIL, the rule, value vs threshold, and why."""
+    """Every check on one line: PASS/FAIL/SKIP, the rule, value vs threshold, and why."""
     lines = []
     for c in report.get("checks", []):
-        mark = "PASS" if c["passed"] else "FAIL"
+        mark = "SKIP" if c.get("skipped") else ("PASS" if c["passed"] else "FAIL")
         numbers = ""
         if c.get("value") is not None:
             value = c["value"]

@@ -193,7 +193,8 @@ class ModelRegistry:
         """Move alias ``to`` onto ``version`` if the gate passes (or ``force`` with a reason).
 
         The gate is ``gate`` if given, else the model's declared gate; with neither,
-        only the signature check against the current holder runs. The candidate is
+        only the must-haves run (signature against the current holder, validation of
+        the training data). The candidate is
         compared with the holder of ``against`` (default: ``to`` itself), so a
         candidate can be made ``challenger`` only if it beats the ``champion``.
         The evaluation is recorded and audited whatever the verdict.
@@ -222,12 +223,12 @@ class ModelRegistry:
         else:  # only the signatures are compared: the records hold them, no need to load
             candidate = _Signed.of(candidate_mv)
             champion = _Signed.of(champion_mv) if champion_mv is not None else None
-        report = gates.run(spec, candidate, champion)
+        report = gates.run(spec, candidate, champion, training=datasets.training_data(self.store, candidate_mv.id))
         report["gate"] = "inline" if gate is not None else ("declared" if declared else "none")
         evaluation = self.records.record_gate(
             self.project, name, candidate_mv.version, to, champion_version=holder, passed=report["passed"],
             forced=force and not report["passed"], reason=(reason or "").strip(), report=report,
-            move_alias=report["passed"] or force,
+            move_alias=report["passed"] or force, against=against,
         )
         if not report["passed"] and not force:
             raise GateFailed(

@@ -27,11 +27,14 @@ from conveyor.server.routes import (
     artifacts,
     audit,
     blobs,
+    datasets,
     governance,
     lineage,
     meta,
     metrics,
+    monitors,
     projects,
+    registry,
     runs,
     search,
 )
@@ -39,7 +42,10 @@ from conveyor.server.routing import Endpoint, make_route
 from conveyor.server.security import SecurityMiddleware
 from conveyor.server.state import ServerState
 
-RESOURCES = (meta, projects, search, runs, metrics, artifacts, blobs, lineage, governance, audit)
+RESOURCES = (
+    meta, projects, search, runs, metrics, artifacts, blobs, lineage, governance, audit, registry, datasets,
+    monitors,
+)
 
 
 def all_endpoints() -> list[Endpoint]:
@@ -87,7 +93,7 @@ def create_app(config: ServerConfig) -> Starlette:
     if config.cors_origins:
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=list(config.cors_origins),
-            allow_methods=["GET", "POST", "PUT", "DELETE", "HEAD"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"],
             allow_headers=["Authorization", "Content-Type"],
         ))
     app = Starlette(

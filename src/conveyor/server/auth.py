@@ -74,12 +74,13 @@ def authorize(call: Call, access: Access) -> None:
         raise PermissionDenied(f"{principal.name} is not an editor of any project")
     if access.kind != "project" or access.resolve is None:
         raise PermissionDenied("this endpoint declares no usable permission")  # deny by default
+    role = (access.stricter(call) if access.stricter is not None else None) or access.role
     projects = sorted(set(access.resolve(call)))
-    allowed = [p for p in projects if has_role(principal, p, access.role)]
+    allowed = [p for p in projects if has_role(principal, p, role)]
     if access.any_of:
         if allowed:
             return
     elif len(allowed) == len(projects):  # no project yet (an unknown run): the handler says 404
         return
     where = ", ".join(projects) or "the project this touches"
-    raise PermissionDenied(f"{principal.name} needs the {access.role} role on {where}")
+    raise PermissionDenied(f"{principal.name} needs the {role} role on {where}")

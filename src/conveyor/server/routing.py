@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +29,7 @@ from starlette.routing import Route
 from conveyor.core.context import acting_as
 from conveyor.core.errors import ConveyorError, InvalidArgument, PayloadTooLarge
 from conveyor.server.errors import conveyor_error, error_response, json_response, validation_error
-from conveyor.stores.metadata.wire import API
+from conveyor.stores.metadata.wire import ACTOR_HEADER, API
 
 if TYPE_CHECKING:
     from conveyor.server.state import ServerState
@@ -42,13 +43,15 @@ class Access:
     ``kind`` is ``public`` (no credentials), ``authenticated`` (any valid token;
     the handler narrows what is visible), ``admin``, ``project`` (``role`` on every
     project ``resolve`` names, or on any of them with ``any_of``) or ``uploader``
-    (editor somewhere).
+    (editor somewhere). ``stricter`` names a higher role a particular call needs
+    (given the decoded body), e.g. ``owner`` for a forced promotion; ``None`` keeps ``role``.
     """
 
     kind: str
     role: str = ""
     resolve: Callable[[Call], Iterable[str]] | None = None
     any_of: bool = False
+    stricter: Callable[[Call], str | None] | None = None
 
 
 PUBLIC = Access("public")
@@ -57,8 +60,11 @@ ADMIN = Access("admin")
 UPLOADER = Access("uploader")
 
 
-def project_role(role: str, resolve: Callable[[Call], Iterable[str]], *, any_of: bool = False) -> Access:
-    return Access("project", role, resolve, any_of)
+def project_role(
+    role: str, resolve: Callable[[Call], Iterable[str]], *, any_of: bool = False,
+    stricter: Callable[[Call], str | None] | None = None,
+) -> Access:
+    return Access("project", role, resolve, any_of, stricter)
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,9 @@ def make_route(endpoint: Endpoint) -> Route:
                 principal = anonymous()
             elif not state.config.auth_required:
                 principal = state.local  # no database round trip when auth is off
+                claimed = request.headers.get(ACTOR_HEADER)
+                if claimed:  # a trusted local caller names who acts, as the embedded store would record
+                    principal = msgspec.structs.replace(principal, name=unquote(claimed)[:250])
             else:
                 principal = await run_in_threadpool(authenticate, state, request)
             call = Call(request, state, principal, dict(request.path_params), request.query_params)

@@ -46,13 +46,36 @@ def runs_of_heartbeat(call: Call) -> Iterable[str]:
 
 
 def lineage_nodes(nodes: Iterable[tuple[str, str]], call: Call) -> list[str]:
-    """Projects of the runs among ``nodes``; other kinds of node need an admin for now."""
-    run_ids = []
+    """The projects an edge or a lookup touches: of its runs and of its model versions.
+
+    Dataset versions belong to no project (datasets are server-wide): they add no
+    project, but only a member of some project may name one. Other kinds of node
+    need an admin for now.
+    """
+    run_ids, projects = [], []
     for kind, ident in nodes:
-        if kind != "run":
+        if kind == "run":
+            run_ids.append(check_id(ident, "node"))
+        elif kind == "model_version":
+            project = call.state.store.registry.project_of_version(check_id(ident, "node"))
+            projects += [] if project is None else [project]
+        elif kind == "dataset_version":
+            check_id(ident, "node")
+            if not call.principal.is_admin and not call.principal.roles:
+                raise PermissionDenied(f"{call.principal.name} has no role on any project, so no dataset access")
+        else:
             raise PermissionDenied(f"lineage of {kind!r} records needs an admin on this server")
-        run_ids.append(check_id(ident, "node"))
-    return list(call.state.projects_of_runs(run_ids).values())
+    return projects + list(call.state.projects_of_runs(run_ids).values())
+
+
+def created_run_and_lineage(call: Call) -> Iterable[str]:
+    """The project a run is created in, and those of the records its lineage names."""
+    return [call.body.project, *lineage_nodes([*call.body.inputs, *call.body.outputs], call)]
+
+
+def ended_run_points_and_lineage(call: Call) -> Iterable[str]:
+    """What :func:`run_and_points` needs, and the projects of the records the run's lineage names."""
+    return [*run_and_points(call), *lineage_nodes([*call.body.inputs, *call.body.outputs], call)]
 
 
 def lineage_body(call: Call) -> Iterable[str]:
@@ -68,3 +91,28 @@ def blob_digest(call: Call) -> Iterable[str]:
     from conveyor.server.routes.blobs import digest_of_key
 
     return call.state.store.digest_projects(digest_of_key(call.path["key"]))
+
+
+def project_in_path(call: Call) -> Iterable[str]:
+    """``{project}`` of ``/projects/{project}/models/…`` and ``/projects/{project}/monitors/…``."""
+    return [call.path["project"]]
+
+
+def monitor_in_path(call: Call) -> Iterable[str]:
+    """The project of ``{monitor_id}``; none for an unknown monitor (the handler answers for it)."""
+    project = call.state.store.monitors.project_of(call.path["monitor_id"])
+    return [] if project is None else [project]
+
+
+def incident_in_path(call: Call) -> Iterable[str]:
+    project = call.state.store.monitors.project_of_incident(call.path["incident_id"])
+    return [] if project is None else [project]
+
+
+def member_projects(call: Call) -> Iterable[str]:
+    """Every project the caller has a role on: with ``any_of``, "this role on some project".
+
+    Datasets belong to the whole server, not to one project (``DatasetStore`` has no
+    project), so their routes ask for a role on any project instead of on a named one.
+    """
+    return list(call.principal.roles)

@@ -213,6 +213,8 @@ async def predict_asgi(service: Service, scope: Scope, receive: Receive, send: S
             key = headers.get(b"x-client-key")
             if pick_canary(key.decode("latin-1") if key else request_id, service.config.canary_weight):
                 variant = service.canary
+        if variant.loaded is None and variant is service.canary:
+            variant = service.primary  # no challenger to try yet (alias unset or not loadable): the primary answers
         if variant.loaded is None:
             raise Overloaded(f"{variant.live.uri} is not loaded yet")
         job = Job(rows, request_id, started)

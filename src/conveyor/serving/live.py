@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from conveyor.core.errors import NotFound
 from conveyor.registry.service import ModelRegistry, parse_model_uri
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ class LiveModel:
         with self._lock:
             try:
                 mv = self.registry.resolve(self.uri)
+            except NotFound as exc:  # e.g. no challenger yet: normal between rollouts, said quietly
+                self._failed(f"cannot resolve {self.uri}: {exc}", level=logging.INFO)
+                return False
             except Exception as exc:
                 self._failed(f"cannot resolve {self.uri}: {exc}")
                 return False
@@ -73,12 +77,12 @@ class LiveModel:
             log.warning("%s now serves version %d (was %d)", self.uri, mv.version, previous.version)
         return True
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, message: str, level: int = logging.ERROR) -> None:
         if message == self.last_error:
             return  # said once per problem, not once per poll
         self.last_error = message
         keeping = f"; still serving version {self.current.version}" if self.current else ""
-        log.error("%s%s", message, keeping)
+        log.log(level, "%s%s", message, keeping)
 
     def follow(self) -> None:
         """Check the alias every ``poll`` seconds on a daemon thread (no-op for a fixed version)."""

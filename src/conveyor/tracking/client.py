@@ -100,7 +100,20 @@ class TrackingClient:
         parent_id: str | None = None,
         tags: Mapping[str, Any] | None = None,
         system_metrics: bool | None = None,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        status: RunStatus | str = RunStatus.RUNNING,
+        start_time: int | None = None,
+        end_time: int | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
     ) -> Run:
+        """Create a run with its tags, params, metrics and lineage in one write.
+
+        With a terminal ``status`` the run is recorded as already ended (at
+        ``end_time``, default now) and gets no heartbeat. ``inputs``/``outputs``
+        are (kind, id) records it read and wrote (lineage edges).
+        """
         env = environment.capture()
         run = self.store.create_run(
             project=project,
@@ -109,8 +122,18 @@ class TrackingClient:
             tags=v.check_tags(tags or {}),
             env=env,
             user=env["user"],
+            params=params,
+            metrics=metrics,
+            status=status,
+            start_time=start_time,
+            end_time=end_time,
+            inputs=inputs,
+            outputs=outputs,
         )
-        self._keep_alive(run.id, system_metrics)
+        if run.status is RunStatus.RUNNING:
+            self._keep_alive(run.id, system_metrics)
+        else:
+            self._known_runs.add(run.id)
         return run
 
     def resume_run(self, run_id: str, *, system_metrics: bool | None = None) -> Run:
@@ -123,12 +146,38 @@ class TrackingClient:
         self.finish_run(run_id, status)
         return self.store.get_run(run_id, with_artifacts=False)
 
-    def finish_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> None:
-        """End the run without reading it back (what ``with cv.start_run()`` does)."""
+    def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus | str = RunStatus.FINISHED,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """End the run without reading it back (what ``with cv.start_run()`` does).
+
+        Its buffered points, ``tags``, lineage (``inputs → run → outputs``) and
+        status are written in one transaction.
+        """
         status = RunStatus.parse(status)
         self._alive.discard(run_id)
         self._sampled.discard(run_id)
-        self._buffer.flush(lambda points: self.store.finish_run(run_id, status, points=points))
+        values = v.check_tags(tags) if tags else None
+        self._buffer.flush(
+            lambda points: self.store.finish_run(
+                run_id, status, points=points, tags=values, inputs=inputs, outputs=outputs
+            )
+        )
+
+    def attach_run(self, run: Run, *, system_metrics: bool | None = None) -> None:
+        """Keep ``run``, RUNNING and created elsewhere, alive from this process (no write)."""
+        self._keep_alive(run.id, system_metrics)
+
+    def release_run(self, run_id: str) -> None:
+        """Stop keeping ``run_id`` alive here: another process ended it (a pipeline worker)."""
+        self._alive.discard(run_id)
+        self._sampled.discard(run_id)
 
     def get_run(self, run_id: str) -> Run:
         self._before_read()

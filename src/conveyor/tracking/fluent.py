@@ -60,6 +60,9 @@ class ActiveRun:
             status = RunStatus.KILLED
         else:
             status = RunStatus.FAILED
+        if self.id not in _open_runs:  # ended inside the block (cv.end_run, finish_run)
+            _forget(self.id, _active.get())
+            return
         # The block's result is not wanted: end without reading the run back.
         _forget(self.id, _active.get())
         client().finish_run(self.id, status)
@@ -157,6 +160,41 @@ def start_run(
     _active.set((*stack, active))
     _open_runs[run.id] = active
     return active
+
+
+def attach_run(run: Run, *, log_system_metrics: bool | None = None) -> ActiveRun:
+    """Make ``run``, RUNNING and created elsewhere, the active run without writing anything.
+
+    The pipeline runner creates each step's run before it sends the step to a
+    worker; the worker attaches that run (so ``cv.log_metric`` in the step logs
+    to it) instead of resuming it, which would write RUNNING over RUNNING. Use
+    it as :func:`start_run`: leaving the block ends the run.
+    """
+    client().attach_run(run, system_metrics=log_system_metrics)
+    active = ActiveRun(run)
+    _active.set((*_active.get(), active))
+    _open_runs[run.id] = active
+    return active
+
+
+def finish_run(
+    status: RunStatus | str = RunStatus.FINISHED,
+    *,
+    run_id: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    inputs: Sequence[tuple[str, str]] = (),
+    outputs: Sequence[tuple[str, str]] = (),
+) -> None:
+    """End the active run (or ``run_id``) without reading it back.
+
+    Its buffered metrics, ``tags``, lineage (``inputs → run → outputs``, (kind,
+    id) records) and status are written in one transaction, so they exist
+    exactly when the run has ended (a pipeline step publishes its outputs and
+    cache entry this way). If the store refuses, the run stays active.
+    """
+    run_id = _run_id(run_id)
+    client().finish_run(run_id, RunStatus.parse(status), tags=tags, inputs=inputs, outputs=outputs)
+    _forget(run_id, _active.get())
 
 
 def end_run(status: RunStatus | str = RunStatus.FINISHED, *, run_id: str | None = None) -> Run | None:

@@ -282,6 +282,31 @@ def test_steps_are_child_runs_with_params_metrics_logs_and_lineage(log: Path) ->
     }
 
 
+def test_a_step_run_is_never_resumed_and_a_hit_is_born_finished(log: Path) -> None:
+    first = chain.run(n=4, log=str(log), executor="inprocess")
+    second = chain.run(n=4, log=str(log), executor="inprocess")
+    events = cv.client().store.governance.list_audit(limit=10_000)
+
+    def actions(run_id: str) -> list[tuple[str, Any, Any]]:
+        return [(e.action, e.before, e.after) for e in events if e.object_id == run_id and e.action not in ("lineage.add", "run.artifacts")]
+
+    fresh = first["total"].run_id
+    assert [a for a, _, _ in actions(fresh)] == ["run.create", "run.params", "run.tags", "run.status"]
+    assert actions(fresh)[-1][1:] == ({"status": "RUNNING"}, {"status": "FINISHED"})  # no RUNNING -> RUNNING
+    hit = second["total"]
+    (create, params) = actions(hit.run_id)
+    assert create[0] == "run.create" and create[2]["status"] == "FINISHED"
+    assert params[0] == "run.params" and params[2] == {"log": str(log), "scale": "1.0"}
+    child = cv.get_run(hit.run_id)
+    assert child.status is RunStatus.FINISHED and child.end_time is not None
+    assert child.tags["conveyor.cache.hit"] == "true" and child.tags["conveyor.cache.key"] == hit.cache_key
+    assert child.tags["conveyor.cache.source_run"] == first["total"].run_id
+    assert child.metrics["total"] == 12.0 and child.params == {"log": str(log), "scale": "1.0"}
+    edges = cv.client().store.list_lineage(("run", hit.run_id))
+    assert {e["relation"] for e in edges} == {"input", "output"}
+    assert cv.client().store.governance.verify_audit().ok
+
+
 def test_a_pipeline_run_nests_under_the_active_run(log: Path) -> None:
     with cv.start_run() as outer:
         run = chain.run(n=1, log=str(log), executor="inprocess")

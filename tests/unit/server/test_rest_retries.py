@@ -150,3 +150,53 @@ def test_blob_uploads_and_downloads_survive_a_cut_connection(url: str, tmp_path:
     assert store.get_file(blob.digest, tmp_path / "back.bin").read_bytes() == data
     assert proxy.cut == 3
     proxy.close()
+
+
+def test_registry_writes_whose_answers_were_lost_apply_once(url: str) -> None:
+    direct = RestMetadataStore(url)
+    lossy_stores = []
+
+    def lossy() -> RestMetadataStore:
+        proxy = LossyProxy(url, drop=1)
+        lossy_stores.append(proxy)
+        return RestMetadataStore(proxy.url, retry_for=30)
+
+    digest = "blake3:" + "ab" * 32
+    for _ in range(3):
+        mv = lossy().registry.create_version("p", "m", flavour="sklearn", format="pickle", package_digest=digest,
+                                             signature=None, info={})
+    assert mv.version == 3  # three registrations, three versions: no retry registered a fourth
+    assert lossy().registry.create_model("p", "other").name == "other"  # not AlreadyExists on the retry
+    for version in (1, 2, 3):
+        direct.registry.set_alias("p", "m", "champion", version)
+    assert lossy().registry.set_alias("p", "m", "shadow", 1) is None  # the first attempt's answer
+    assert lossy().registry.rollback_alias("p", "m", "champion") == (3, 2)  # one step back, not two
+    assert direct.registry.get_model("p", "m").aliases == {"champion": 2, "shadow": 1}
+    gate = lossy().registry.record_gate("p", "m", 3, "champion", champion_version=2, passed=True, forced=False,
+                                        reason="", report={"rules": []}, move_alias=True)
+    assert [e.id for e in direct.registry.list_gate_evaluations("p", "m")] == [gate.id]
+    assert direct.registry.get_model("p", "m").aliases["champion"] == 3
+    assert all(proxy.cut == 1 for proxy in lossy_stores)
+    for proxy in lossy_stores:
+        proxy.close()
+
+
+def test_monitor_and_dataset_writes_whose_answers_were_lost_apply_once(url: str) -> None:
+    from conveyor.testing.contracts.monitors import MonitorStoreContract, result
+
+    direct = RestMetadataStore(url)
+    proxies = [LossyProxy(url, drop=1) for _ in range(4)]
+    stores = [RestMetadataStore(p.url, retry_for=30) for p in proxies]
+    made = MonitorStoreContract().make(stores[0].monitors)
+    recorded = stores[1].monitors.record_result(made.id, result("drift"))
+    assert recorded.change == "opened"  # the retry answers what the first attempt did
+    assert len(direct.monitors.list_results(made.id)) == 1 and len(direct.monitors.list_incidents(made.id)) == 1
+    assert recorded.incident is not None
+    stores[2].monitors.add_deliveries(recorded.incident.id, [{"channel": "log", "ok": True}])
+    assert len(direct.monitors.list_incidents(made.id)[0].deliveries) == 1
+    check = stores[3].datasets.record_check(dataset="d", version=None, target="x.csv", suite="s", ok=True,
+                                            num_failures=0, report={})
+    assert [c.id for c in direct.datasets.list_checks("d")] == [check.id]
+    assert all(p.cut == 1 for p in proxies)
+    for p in proxies:
+        p.close()

@@ -19,6 +19,8 @@ from conveyor.server.app import create_app
 from conveyor.server.config import ServerConfig
 from conveyor.server.routing import Endpoint
 from conveyor.stores.artifacts.cas import blob_key, hash_bytes
+from conveyor.stores.metadata.datasets import NewVersion
+from conveyor.stores.metadata.monitors import NewResult
 from conveyor.stores.metadata.sql.store import SqlMetadataStore
 from conveyor.testing.server import serve
 
@@ -30,6 +32,9 @@ AUTHENTICATED_ROUTES = {
 }
 CONTENT = b"hello"
 DIGEST = hash_bytes(CONTENT)
+RESULT = {"at": 1, "window_start": 0, "window_end": 1, "rows": 5, "labelled_rows": 0, "share_drifted": 0.5,
+          "drifted_columns": ["a"], "metric_value": None, "baseline": None, "outlier_rate": None,
+          "status": "drift", "reasons": ["a drifted"], "report": None}
 
 
 @dataclass
@@ -43,6 +48,9 @@ class World:
     other_run_id: str  # in project q, where only the admin has access
     token_id: str
     endpoints: list[Endpoint]
+    monitor_id: str  # monitor "mon" of project p, with an open incident
+    incident_id: str
+    dataset_version_id: str  # version 1 of dataset "ds"
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +68,26 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     run = store.create_run(project="p", name="visible")
     other = store.create_run(project="q", name="secret")
     token_id = gov.list_tokens("root")[0].id
+    for _ in range(3):  # model m of p: versions 1-3, champion moved 1 -> 2, alias "old" on 1
+        store.registry.create_version("p", "m", flavour="sklearn", format="pickle", package_digest=DIGEST,
+                                      signature=None, info={})
+    for version in (1, 2):
+        store.registry.set_alias("p", "m", "champion", version)
+    store.registry.set_alias("p", "m", "old", 1)
+    monitor = store.monitors.create_monitor(project="p", name="mon", model="m", config={}, reference={},
+                                            outliers=None)
+    incident = store.monitors.record_result(monitor.id, NewResult(**RESULT)).incident
+    assert incident is not None
+    dataset = store.datasets.create_version(NewVersion(name="ds", content_hash=DIGEST, kind="files", num_files=1,
+                                                       size=len(CONTENT)))
     store.close()
     config = ServerConfig(backend=uri, artifacts=str(tmp / "artifacts"), auth=True)
     with serve(config) as url:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}) as client:
             up = client.put(f"/api/v1/runs/{run.id}/artifacts/file", params={"path": "a.txt"}, content=CONTENT)
             assert up.status_code == 200, up.text
-        yield World(url, admin, viewer, editor, stranger, run.id, other.id, token_id, create_app(config).state.endpoints)
+        yield World(url, admin, viewer, editor, stranger, run.id, other.id, token_id, create_app(config).state.endpoints,
+                    monitor.id, incident.id, dataset.id)
 
 
 def example(world: World, e: Endpoint) -> dict[str, Any]:
@@ -84,12 +105,35 @@ def example(world: World, e: Endpoint) -> dict[str, Any]:
         "MetricBatchIn": {"points": [[run, "m", 1.0, 0, 1]]},
         "ArtifactsIn": {"files": [{"path": "b.txt", "digest": DIGEST, "size": len(CONTENT)}]},
         "SearchIn": {},
+        "RunsByTagIn": {"project": "p", "key": "a", "values": ["1"]},
         "LineageIn": {"src": ["run", run], "dst": ["run", run], "relation": "self"},
         "PrincipalIn": {"name": "newcomer"},
         "TokenIn": {},
         "GrantIn": {"project": "p", "role": "viewer"},
+        "ModelIn": {"name": "m2", "exist_ok": True},
+        "ModelPatch": {"description": "d"},
+        "VersionIn": {"flavour": "sklearn", "format": "pickle", "package_digest": DIGEST},
+        "VersionPatch": {"description": "d"},
+        "VersionStatusIn": {"status": "ready"},
+        "AliasIn": {"version": 3},
+        "RollbackIn": {},
+        "GateIn": {"alias": "shadow", "champion_version": None, "passed": True, "forced": False, "reason": "",
+                   "report": {}, "move_alias": True},
+        "DatasetVersionIn": {"content_hash": DIGEST, "kind": "files", "num_files": 1, "size": len(CONTENT)},
+        "CheckIn": {"version": 1, "target": "ds@1", "suite": "s", "ok": True, "num_failures": 0, "report": {}},
+        "MonitorIn": {"name": "mon2", "model": "m", "config": {}, "reference": {}},
+        "ResultIn": RESULT,
+        "DeliveriesIn": {"deliveries": [{"channel": "log", "ok": True}]},
     }
-    values = {"run_id": run, "name": "p" if e.path.startswith("/projects") else "vera",
+    name = "vera"
+    for prefix, value in (("/projects/{project}/models", "m"), ("/projects/{project}/monitors", "mon"),
+                          ("/projects", "p"), ("/datasets", "ds")):
+        if e.path.startswith(prefix):
+            name = value
+            break
+    values = {"run_id": run, "name": name, "project": "p", "version": "1",
+              "alias": "old" if e.method == "DELETE" else "champion", "monitor_id": world.monitor_id,
+              "incident_id": world.incident_id, "version_id": world.dataset_version_id,
               "token_id": world.token_id, "key": blob_key(DIGEST)}
     path = e.full_path.replace("{key:path}", "{key}").format(**values)
     query = {"path": "a.txt", "key": "a", "kind": "run", "id": run, "project": "p"}

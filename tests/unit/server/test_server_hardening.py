@@ -156,6 +156,14 @@ def test_openapi_document_and_docs_page(client: httpx.Client) -> None:
     assert doc["openapi"].startswith("3.")
     assert "/api/v1/runs/{run_id}" in doc["paths"] and "/api/v1/metrics/batch" in doc["paths"]
     assert doc["paths"]["/api/v1/runs"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    for path, method in [("/api/v1/projects/{project}/models/{name}/versions", "post"),
+                         ("/api/v1/projects/{project}/models/{name}/aliases/{alias}", "put"),
+                         ("/api/v1/projects/{project}/models/{name}/versions/{version}/gates", "post"),
+                         ("/api/v1/datasets/{name}/versions", "post"),
+                         ("/api/v1/projects/{project}/monitors/{name}", "delete"),
+                         ("/api/v1/monitors/{monitor_id}/results", "post")]:
+        assert method in doc["paths"][path], (path, method)
+    assert "owner" in doc["paths"]["/api/v1/projects/{project}/models/{name}/versions/{version}/gates"]["post"]["summary"]
     page = client.get("/docs")
     assert page.headers["content-type"].startswith("text/html")
     assert "openapi.json" in page.text and "src=" not in page.text  # self-contained: no CDN

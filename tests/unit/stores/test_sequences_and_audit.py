@@ -112,3 +112,20 @@ def test_concurrent_appends_keep_one_chain(engine: Engine) -> None:
     with read_transaction(engine) as conn:
         report = verify_chain(conn)
     assert report.ok and report.checked == 40
+
+
+def test_events_of_one_transaction_chain_and_a_rolled_back_savepoint_is_not_trusted(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        append_event(conn, action="a", object_kind="run", object_id="1")
+        append_event(conn, action="b", object_kind="run", object_id="1")
+        savepoint = conn.begin_nested()
+        append_event(conn, action="undone", object_kind="run", object_id="1")
+        savepoint.rollback()
+        append_event(conn, action="c", object_kind="run", object_id="1")
+    with write_transaction(engine) as conn:  # a later transaction reads the head again
+        append_event(conn, action="d", object_kind="run", object_id="1")
+    with read_transaction(engine) as conn:
+        events = list(iter_events(conn))
+        report = verify_chain(conn)
+    assert [e.action for e in events] == ["a", "b", "c", "d"]
+    assert report.ok and report.checked == 4

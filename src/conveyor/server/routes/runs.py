@@ -8,7 +8,12 @@ from starlette.responses import Response
 
 from conveyor.core.errors import InvalidArgument
 from conveyor.server.routing import AUTHENTICATED, Call, Endpoint, Param, project_role
-from conveyor.server.scope import body_project, run_and_points, run_in_path, runs_of_heartbeat
+from conveyor.server.scope import (
+    created_run_and_lineage,
+    ended_run_points_and_lineage,
+    run_in_path,
+    runs_of_heartbeat,
+)
 from conveyor.stores.metadata.wire import (
     FinishIn,
     HeartbeatIn,
@@ -17,6 +22,7 @@ from conveyor.stores.metadata.wire import (
     RunIn,
     StatusIn,
     TagsIn,
+    dec_float,
     run_out,
 )
 
@@ -31,9 +37,14 @@ def create(call: Call) -> Any:
     body: RunIn = call.body
     # With auth on, the run is recorded under the caller, whatever the client claims.
     user = call.principal.name if call.state.config.auth_required else body.user
+    metrics = None
+    if body.metrics:
+        metrics = {k: dec_float(val, f"metrics.{k}") for k, val in body.metrics.items()}
     run = call.state.store.create_run(
         project=body.project, name=body.name, parent_id=body.parent_id, tags=body.tags, env=body.env,
         user=user, start_time=body.start_time, idempotency_key=body.idempotency_key,
+        params=body.params, metrics=metrics, status=body.status, end_time=body.end_time,
+        inputs=body.inputs, outputs=body.outputs,
     )
     return run_out(run)
 
@@ -53,6 +64,7 @@ def finish(call: Call) -> Response:
 
     body: FinishIn = call.body
     call.state.store.finish_run(call.path["run_id"], body.status, body.end_time, decode_points(body.points),
+                                tags=body.tags, inputs=body.inputs, outputs=body.outputs,
                                 idempotency_key=body.idempotency_key)
     return _no_content()
 
@@ -102,12 +114,12 @@ EDIT = project_role("editor", run_in_path)
 OWN = project_role("owner", run_in_path)
 
 ENDPOINTS = [
-    Endpoint("POST", "/runs", create, project_role("editor", body_project), "Create a run", body=RunIn),
+    Endpoint("POST", "/runs", create, project_role("editor", created_run_and_lineage), "Create a run", body=RunIn),
     Endpoint("GET", "/runs/{run_id}", get, VIEW, "Get a run",
              query=[Param("with_artifacts", "boolean")]),
     Endpoint("POST", "/runs/{run_id}/status", set_status, EDIT, "Set a run's status", body=StatusIn),
-    Endpoint("POST", "/runs/{run_id}/finish", finish, project_role("editor", run_and_points),
-             "End a run: its last metric points and its status in one transaction", body=FinishIn),
+    Endpoint("POST", "/runs/{run_id}/finish", finish, project_role("editor", ended_run_points_and_lineage),
+             "End a run: its last metric points, tags, lineage and status in one transaction", body=FinishIn),
     Endpoint("DELETE", "/runs/{run_id}", delete, OWN, "Delete a run and everything logged to it"),
     Endpoint("POST", "/runs/heartbeat", heartbeat, project_role("editor", runs_of_heartbeat),
              "Mark runs alive", body=HeartbeatIn),

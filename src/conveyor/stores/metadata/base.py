@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from conveyor.core.entities import ArtifactFile, MetricPoint, Page, Project, Run, RunStatus
+from conveyor.stores.metadata.automation import AutomationStore
 from conveyor.stores.metadata.datasets import DatasetStore
 from conveyor.stores.metadata.monitors import MonitorStore
 from conveyor.stores.metadata.registry import RegistryStore
@@ -41,6 +42,8 @@ class MetadataStore(Protocol):
     registry: RegistryStore
     #: stored monitors, their results and incidents (``conveyor.monitoring.monitors``)
     monitors: MonitorStore
+    #: automations, their firings and agent leases (``conveyor.automation``)
+    automation: AutomationStore
 
     # projects
     def get_or_create_project(self, name: str) -> Project: ...
@@ -58,7 +61,19 @@ class MetadataStore(Protocol):
         env: Mapping[str, Any] | None = None,
         user: str = "",
         start_time: int | None = None,
-    ) -> Run: ...
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        status: RunStatus | str = RunStatus.RUNNING,
+        end_time: int | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
+    ) -> Run:
+        """Create a run with its tags, params, metrics (step 0) and lineage in one transaction.
+
+        RUNNING by default; with a terminal ``status`` the run is recorded as
+        already ended at ``end_time`` (default now), e.g. a cached pipeline step.
+        ``inputs``/``outputs`` are (kind, id) records: edges ``input → run → output``.
+        """
     def get_run(self, run_id: str, *, with_artifacts: bool = True) -> Run: ...
     def set_run_status(self, run_id: str, status: RunStatus, end_time: int | None = None) -> Run: ...
     def finish_run(
@@ -67,8 +82,15 @@ class MetadataStore(Protocol):
         status: RunStatus,
         end_time: int | None = None,
         points: Sequence[PointRow] = (),
+        *,
+        tags: Mapping[str, str] | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """Write ``points`` and move the run to ``status`` in one transaction (no read-back)."""
+        """Write ``points``, ``tags`` and lineage and move the run to ``status`` in one transaction.
+
+        No read-back. When the status change is refused (``InvalidState``) nothing is written.
+        """
     def heartbeat(self, run_ids: Sequence[str], at: int | None = None) -> None: ...
     def reap_stale_runs(self, timeout_ms: int, now: int | None = None) -> list[str]: ...
     def delete_run(self, run_id: str) -> None: ...
@@ -93,6 +115,14 @@ class MetadataStore(Protocol):
         max_results: int = 100,
         page_token: str | None = None,
     ) -> Page: ...
+
+    def find_runs_by_tag(
+        self, project: str, key: str, values: Sequence[str], *, status: RunStatus | str | None = None
+    ) -> dict[str, Run]:
+        """For each of ``values``, the newest run of ``project`` with tag ``key`` = that value.
+
+        Only runs in ``status`` count when given; values without a run are left out.
+        """
 
     # lineage: a directed edge between any two records
     def add_lineage(

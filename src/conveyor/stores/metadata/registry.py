@@ -134,7 +134,14 @@ class RegistryStore(Protocol):
     def record_gate(
         self, project: str, name: str, version: int, alias: str, *, champion_version: int | None,
         passed: bool, forced: bool, reason: str, report: Mapping[str, Any], move_alias: bool,
-    ) -> GateEvaluation: ...
+        against: str | None = None,
+    ) -> GateEvaluation:
+        """Record a gate's verdict and, with ``move_alias``, move ``alias`` onto ``version``.
+
+        ``champion_version`` is the holder of ``against`` (default: ``alias``) the gate
+        compared with; if that alias has moved since, ``InvalidState`` and nothing changes.
+        """
+        ...
     def list_gate_evaluations(
         self, project: str, name: str, version: int | None = None
     ) -> list[GateEvaluation]: ...

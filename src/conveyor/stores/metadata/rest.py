@@ -9,6 +9,9 @@ backoff for up to ``retry_for`` seconds. Retrying is safe: creates and metric
 batches carry an idempotency key the server records in the same transaction as
 the write, so a retry after a lost response changes nothing; the other writes
 are idempotent by nature (a delete retried after it happened counts as done).
+``registry``, ``datasets`` and ``monitors`` are the same sub-stores as the SQL
+store's (``rest_registry.py``, ``rest_datasets.py``, ``rest_monitors.py``),
+sharing this store's session and the same rules.
 """
 
 from __future__ import annotations
@@ -26,13 +29,19 @@ import msgspec
 
 from conveyor.core import errors
 from conveyor.core import validation as v
+from conveyor.core.context import current_actor
 from conveyor.core.entities import ArtifactFile, MetricPoint, Page, Project, Run, RunStatus
-from conveyor.core.errors import BackendUnavailable, ConveyorError
+from conveyor.core.errors import BackendUnavailable, ConveyorError, InvalidState
 from conveyor.stores.metadata import wire
 from conveyor.stores.metadata.base import PointRow
+from conveyor.stores.metadata.rest_datasets import RestDatasetStore
+from conveyor.stores.metadata.rest_monitors import RestMonitorStore
+from conveyor.stores.metadata.rest_registry import RestRegistryStore
 
 #: Points per request; bigger flushes are split.
 CHUNK_POINTS = 50_000
+#: Tag values per ``find_runs_by_tag`` request (the server takes up to 5,000).
+CHUNK_TAG_VALUES = 1_000
 _FALLBACK = {
     400: errors.InvalidArgument, 401: errors.Unauthenticated, 403: errors.PermissionDenied,
     404: errors.NotFound, 409: errors.InvalidState, 413: errors.PayloadTooLarge,
@@ -69,6 +78,14 @@ def error_from_response(status: int, body: bytes) -> ConveyorError:
         if extra in err:
             setattr(exc, extra, err[extra])
     return exc
+
+
+def _builtin(value: Any) -> Any:
+    """NumPy scalars and arrays in a body (a drift report's statistics) as plain numbers and lists."""
+    for method in ("item", "tolist"):
+        if callable(getattr(value, method, None)):
+            return getattr(value, method)()
+    raise TypeError(f"cannot send a {type(value).__name__} to the server")
 
 
 class HttpSession:
@@ -117,8 +134,10 @@ class HttpSession:
         ``ok_missing``: return ``None`` on 404 instead of raising.
         ``stream_to``: a callable given the open streaming response (downloads).
         """
-        body = msgspec.json.encode(json) if json is not None else None
-        headers = {"Content-Type": "application/json"} if body is not None else None
+        body = msgspec.json.encode(json, enc_hook=_builtin) if json is not None else None
+        headers = {wire.ACTOR_HEADER: quote(current_actor(), safe="")}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         deadline = time.monotonic() + self.retry_for
         attempt = 0
         while True:
@@ -158,6 +177,16 @@ class HttpSession:
         return msgspec.json.decode(resp.content)
 
 
+def _lineage_body(inputs: Sequence[tuple[str, str]], outputs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The lineage fields of a create or finish, only when there are edges (older servers lack them)."""
+    body: dict[str, Any] = {}
+    if inputs:
+        body["inputs"] = [list(n) for n in inputs]
+    if outputs:
+        body["outputs"] = [list(n) for n in outputs]
+    return body
+
+
 def _seg(value: object) -> str:
     return quote(str(value), safe="")
 
@@ -177,6 +206,10 @@ class RestMetadataStore:
         self.uri = uri.rstrip("/")
         self.session = HttpSession(uri, token=token, timeout=timeout, retry_for=retry_for)
         self._governance: Any = None
+        #: the same sub-stores as ``SqlMetadataStore``, answered by the server's routes
+        self.registry = RestRegistryStore(self.session)
+        self.datasets = RestDatasetStore(self.session)
+        self.monitors = RestMonitorStore(self.session)
         # Keys of metric batches that failed: the buffer sends the same batch again, and
         # reusing its key makes the server drop it if the first attempt did land.
         self._unsure: dict[bytes, str] = {}
@@ -184,6 +217,13 @@ class RestMetadataStore:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.session.request(method, path, **kwargs)
+
+    @property
+    def automation(self) -> Any:
+        """Automations live next to the database: the agent needs the lease, not an HTTP hop."""
+        raise InvalidState(
+            "automations need a direct database connection (sqlite: or postgresql:), not a server URI; "
+            "run `conveyor server --agent` or `conveyor agent` with CONVEYOR_URI set to the database")
 
     @property
     def governance(self) -> Any:
@@ -219,12 +259,27 @@ class RestMetadataStore:
         env: Mapping[str, Any] | None = None,
         user: str = "",
         start_time: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        status: RunStatus | str = RunStatus.RUNNING,
+        end_time: int | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
     ) -> Run:
-        body = {
+        body: dict[str, Any] = {
             "project": project, "name": name, "parent_id": parent_id, "tags": v.check_tags(tags or {}),
             "env": dict(env or {}), "user": user, "start_time": start_time,
             "idempotency_key": uuid.uuid4().hex,
         }
+        # Sent only when used, so an older server still understands a plain create.
+        if params:
+            body["params"] = v.check_params(params)
+        if metrics:
+            body["metrics"] = {k: wire.enc_float(v.metric_value(k, val)) for k, val in metrics.items()}
+        state = RunStatus.parse(status)
+        if state is not RunStatus.RUNNING or end_time is not None:
+            body["status"], body["end_time"] = state.value, end_time
+        body.update(_lineage_body(inputs, outputs))
         return wire.run_in(self._call("POST", "/runs", json=body))
 
     def get_run(self, run_id: str, *, with_artifacts: bool = True) -> Run:
@@ -242,8 +297,12 @@ class RestMetadataStore:
         status: RunStatus,
         end_time: int | None = None,
         points: Sequence[PointRow] = (),
+        *,
+        tags: Mapping[str, Any] | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """The last points and the status in one request, applied in one transaction.
+        """The last points, tags, lineage and status in one request, applied in one transaction.
 
         The points carry an idempotency key derived like a metric batch's, so a
         retry after a lost answer writes them once. More points than one request
@@ -255,6 +314,9 @@ class RestMetadataStore:
             points = points[-CHUNK_POINTS:]
         value = status.value if isinstance(status, RunStatus) else status
         body: dict[str, Any] = {"status": value, "end_time": end_time}
+        if tags:
+            body["tags"] = v.check_tags(tags)
+        body.update(_lineage_body(inputs, outputs))
         if not points:
             self._call("POST", f"/runs/{_seg(run_id)}/finish", json=body)
             return
@@ -346,6 +408,20 @@ class RestMetadataStore:
         }
         answer = self._call("POST", "/runs/search", json=body)
         return Page([wire.run_in(r) for r in answer["runs"]], answer["next_page_token"])
+
+    def find_runs_by_tag(
+        self, project: str, key: str, values: Sequence[str], *, status: RunStatus | str | None = None
+    ) -> dict[str, Run]:
+        wanted = sorted({v.tag_value(key, value) for value in values})
+        if not wanted:
+            return {}
+        state = None if status is None else RunStatus.parse(status).value
+        found: dict[str, Run] = {}
+        for start in range(0, len(wanted), CHUNK_TAG_VALUES):
+            body = {"project": project, "key": key, "values": wanted[start : start + CHUNK_TAG_VALUES], "status": state}
+            answer = self._call("POST", "/runs/by-tag", json=body)
+            found.update((value, wire.run_in(run)) for value, run in answer["runs"].items())
+        return found
 
     # ----------------------------------------------------------------- lineage
 

@@ -73,6 +73,12 @@ class RunIn(Body):
     user: str = ""
     start_time: Millis | None = None
     idempotency_key: str | None = None
+    params: dict[str, str] | None = None
+    metrics: dict[str, WireFloat] | None = None
+    status: str = "RUNNING"
+    end_time: Millis | None = None
+    inputs: list[tuple[str, str]] = []
+    outputs: list[tuple[str, str]] = []
 
 
 class StatusIn(Body):
@@ -108,11 +114,14 @@ class MetricBatchIn(Body):
 
 
 class FinishIn(Body):
-    """End a run: its last metric points and its status, applied together."""
+    """End a run: its last metric points, tags, lineage and status, applied together."""
 
     status: str
     end_time: Millis | None = None
     points: list[WirePoint] = []
+    tags: dict[str, str] | None = None
+    inputs: list[tuple[str, str]] = []
+    outputs: list[tuple[str, str]] = []
     idempotency_key: str | None = None
 
 
@@ -126,6 +135,15 @@ class SearchIn(Body):
     order_by: list[str] | None = None
     max_results: Count = 100
     page_token: str | None = None
+
+
+class RunsByTagIn(Body):
+    """The newest run of ``project`` per value of tag ``key`` (the pipeline cache's look-up)."""
+
+    project: str
+    key: str
+    values: list[str]
+    status: str | None = None
 
 
 class LineageIn(Body):
@@ -150,6 +168,144 @@ class TokenIn(Body):
 class GrantIn(Body):
     project: str
     role: str | None = None
+
+
+#: Set by the SDK on every request: who is acting (``acting_as``). Honoured only with auth
+#: off (a loopback server trusts its callers as the embedded store would); with auth on the
+#: token's principal is the actor, whatever the client claims.
+ACTOR_HEADER = "X-Conveyor-Actor"
+
+#: A JSON object a client sends as-is (reports, configs, signatures).
+Json = dict[str, Any]
+
+
+# ---------------------------------------------------------------- registry
+
+
+class ModelIn(Body):
+    name: str
+    description: str = ""
+    tags: dict[str, str] | None = None
+    exist_ok: bool = False
+    idempotency_key: str | None = None
+
+
+class ModelPatch(Body):
+    description: str | None = None
+    tags: dict[str, str] | None = None
+    gate: Json | None = None
+
+
+class VersionIn(Body):
+    flavour: str
+    format: str
+    package_digest: str
+    signature: Json | None = None
+    info: Json = {}
+    run_id: str | None = None
+    description: str = ""
+    tags: dict[str, str] | None = None
+    idempotency_key: str | None = None
+
+
+class VersionPatch(Body):
+    description: str | None = None
+    tags: dict[str, str] | None = None
+
+
+class VersionStatusIn(Body):
+    status: str
+
+
+class AliasIn(Body):
+    """Move an alias by hand. Promotions and rollbacks have their own routes: a client
+    cannot write an alias move that claims to be one (rollback replays those)."""
+
+    version: int
+    idempotency_key: str | None = None
+
+
+class RollbackIn(Body):
+    idempotency_key: str | None = None
+
+
+class GateIn(Body):
+    """A gate's verdict on a version; ``forced`` needs the owner role."""
+
+    alias: str
+    champion_version: int | None
+    passed: bool
+    forced: bool
+    reason: str
+    report: Json
+    move_alias: bool
+    against: str | None = None  # the alias whose holder was compared (default: ``alias``)
+    idempotency_key: str | None = None
+
+
+# ---------------------------------------------------------------- datasets
+
+
+class DatasetVersionIn(Body):
+    """A version to register under the dataset named in the path (the store numbers it)."""
+
+    content_hash: str
+    kind: str
+    num_files: int
+    size: int
+    num_rows: int | None = None
+    schema: Json | None = None
+    profile: Json | None = None
+    description: str = ""
+    tags: dict[str, str] = {}
+    creator: str = ""
+
+
+class CheckIn(Body):
+    version: int | None
+    target: str
+    suite: str
+    ok: bool
+    num_failures: int
+    report: Json
+    run_id: str | None = None
+    idempotency_key: str | None = None
+
+
+# ---------------------------------------------------------------- monitors
+
+
+class MonitorIn(Body):
+    name: str
+    model: str
+    config: Json
+    reference: Json
+    outliers: Json | None = None
+    idempotency_key: str | None = None
+
+
+class ResultIn(Body):
+    """One evaluation of a monitor (the fields of ``NewResult``)."""
+
+    at: int
+    window_start: int
+    window_end: int
+    rows: int
+    labelled_rows: int
+    share_drifted: float | None
+    drifted_columns: list[str]
+    metric_value: float | None
+    baseline: float | None
+    outlier_rate: float | None
+    status: str
+    reasons: list[str]
+    report: Json | None
+    idempotency_key: str | None = None
+
+
+class DeliveriesIn(Body):
+    deliveries: list[Json]
+    idempotency_key: str | None = None
 
 
 # ------------------------------------------------------------- entity conversion

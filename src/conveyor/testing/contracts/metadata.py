@@ -140,6 +140,107 @@ class MetadataStoreContract:
         with pytest.raises(NotFound):
             store.finish_run(new_id(), RunStatus.FINISHED)
 
+    def test_finish_run_writes_its_tags_with_the_status(self, store: Any) -> None:
+        run = _run(store, tags={"keep": "1", "swap": "old"})
+        store.finish_run(run.id, RunStatus.FINISHED, tags={"swap": "new", "out": "blake3:x"})
+        done = store.get_run(run.id)
+        assert done.status is RunStatus.FINISHED
+        assert done.tags == {"keep": "1", "swap": "new", "out": "blake3:x"}
+        failed = _run(store)
+        store.finish_run(failed.id, RunStatus.FAILED)
+        with pytest.raises(InvalidState):  # refused: the tags are not written either
+            store.finish_run(failed.id, RunStatus.FINISHED, tags={"cache": "k"})
+        assert store.get_run(failed.id).tags == {}
+        with pytest.raises(InvalidArgument):
+            store.finish_run(run.id, RunStatus.FINISHED, tags={"../bad": "x"})
+
+    def test_create_run_with_params_and_metrics(self, store: Any) -> None:
+        run = _run(store, params={"lr": 0.1, "depth": "3"}, metrics={"rmse": 2.5, "nan": math.nan})
+        assert run.status is RunStatus.RUNNING and run.end_time is None
+        assert run.params == {"lr": "0.1", "depth": "3"}
+        got = store.get_run(run.id)
+        assert got.params == {"lr": "0.1", "depth": "3"} and got.metrics["rmse"] == 2.5
+        assert math.isnan(got.metrics["nan"])
+        assert [(p.value, p.step) for p in store.get_metric_history(run.id, "rmse")] == [(2.5, 0)]
+        with pytest.raises(ImmutableValue):  # they are the run's params like any other
+            store.log_params(run.id, {"lr": "0.2"})
+
+    def test_create_a_run_that_has_already_ended(self, store: Any) -> None:
+        parent = _run(store)
+        run = _run(
+            store, name="cached-step", parent_id=parent.id, tags={"k": "v"}, params={"x": "1"},
+            status=RunStatus.FINISHED, start_time=1_000, end_time=1_500,
+        )
+        assert run.status is RunStatus.FINISHED and run.end_time == 1_500
+        got = store.get_run(run.id)
+        assert got.status is RunStatus.FINISHED and (got.start_time, got.end_time) == (1_000, 1_500)
+        assert got.tags == {"k": "v"} and got.params == {"x": "1"} and got.parent_id == parent.id
+        assert store.reap_stale_runs(0) == [parent.id]  # an ended run is never reaped
+        failed = _run(store, status="failed")
+        assert failed.status is RunStatus.FAILED and failed.end_time is not None
+        assert failed.end_time >= failed.start_time
+        with pytest.raises(InvalidState):  # it ended: the usual lifecycle applies
+            store.set_run_status(failed.id, RunStatus.FINISHED)
+        before = len(store.search_runs(["p"]))
+        with pytest.raises(InvalidArgument, match="end_time"):
+            _run(store, end_time=2_000)  # RUNNING has no end
+        with pytest.raises(InvalidArgument, match="end_time"):
+            _run(store, status=RunStatus.FINISHED, start_time=2_000, end_time=1_000)
+        with pytest.raises(InvalidArgument, match="status"):
+            _run(store, status="DONE")
+        with pytest.raises(InvalidArgument):
+            _run(store, status=RunStatus.FINISHED, metrics={"m": "not a number"})
+        assert len(store.search_runs(["p"])) == before  # refused: nothing was written
+
+    def test_a_run_records_its_lineage_when_created_and_when_it_ends(self, store: Any) -> None:
+        hit = _run(
+            store, status=RunStatus.FINISHED, inputs=[("artifact", "blake3:in")],
+            outputs=[("artifact", "blake3:out"), ("artifact", "blake3:out")],  # twice: one edge
+        )
+        assert [(e["src"], e["relation"], e["dst"]) for e in store.list_lineage(("run", hit.id))] == [
+            (("artifact", "blake3:in"), "input", ("run", hit.id)),
+            (("run", hit.id), "output", ("artifact", "blake3:out")),
+        ]
+        step = _run(store)
+        store.finish_run(step.id, RunStatus.FINISHED, tags={"out": "1"},
+                         inputs=[("artifact", "blake3:in")], outputs=[("artifact", "blake3:new")])
+        assert {(e["src"], e["dst"]) for e in store.list_lineage(("run", step.id))} == {
+            (("artifact", "blake3:in"), ("run", step.id)), (("run", step.id), ("artifact", "blake3:new")),
+        }
+        refused = _run(store)
+        store.finish_run(refused.id, RunStatus.FAILED)
+        with pytest.raises(InvalidState):  # a refused finish records no lineage
+            store.finish_run(refused.id, RunStatus.FINISHED, outputs=[("artifact", "blake3:x")])
+        assert store.list_lineage(("run", refused.id)) == []
+        before = len(store.search_runs(["p"]))
+        with pytest.raises(InvalidArgument):  # checked before anything is written
+            _run(store, inputs=[("artifact", "")])
+        assert len(store.search_runs(["p"])) == before
+
+    def test_find_runs_by_tag(self, store: Any) -> None:
+        old = _run(store, tags={"cache": "a"})
+        store.finish_run(old.id, RunStatus.FINISHED)
+        new = _run(store, tags={"cache": "a"}, params={"n": "2"})
+        store.finish_run(new.id, RunStatus.FINISHED)
+        running = _run(store, tags={"cache": "b"})
+        b_done = _run(store, tags={"cache": "b"})
+        store.finish_run(b_done.id, RunStatus.FINISHED)
+        _run(store, tags={"cache": "c"})
+        _run(store, project="other", tags={"cache": "d"}, status=RunStatus.FINISHED)
+        found = store.find_runs_by_tag("p", "cache", ["a", "b", "c", "d", "e"], status=RunStatus.FINISHED)
+        assert {k: r.id for k, r in found.items()} == {"a": new.id, "b": b_done.id}
+        assert found["a"].params == {"n": "2"} and found["a"].tags == {"cache": "a"}
+        assert found["a"].status is RunStatus.FINISHED and found["a"].project == "p"
+        newest = store.find_runs_by_tag("p", "cache", ["b", "c"])
+        assert newest["b"].id == b_done.id and set(newest) == {"b", "c"} and running.id != b_done.id
+        assert store.find_runs_by_tag("p", "cache", []) == {}
+        assert store.find_runs_by_tag("p", "nope", ["a"]) == {}
+        assert store.find_runs_by_tag("nobody", "cache", ["a"]) == {}
+        many = [f"v{i}" for i in range(1_200)] + ["a"]  # more than one query's worth of values
+        assert set(store.find_runs_by_tag("p", "cache", many, status="finished")) == {"a"}
+        with pytest.raises(InvalidArgument):
+            store.find_runs_by_tag("../p", "cache", ["a"])
+
     def test_killed_run_can_still_finish(self, store: Any) -> None:
         run = _run(store)
         store.set_run_status(run.id, RunStatus.KILLED)

@@ -198,3 +198,18 @@ class RegistryStoreContract:
                             forced=False, reason="", report={}, move_alias=True)
         assert reg.get_model("bikes", "bike-demand").aliases == {"champion": 2}
         assert reg.list_gate_evaluations("bikes", "bike-demand") == []
+
+    def test_a_challenger_is_gated_against_the_champion(self, store: Any) -> None:
+        for _ in range(3):
+            register(store)
+        reg = store.registry
+        reg.set_alias("bikes", "bike-demand", "champion", 1)
+        done = reg.record_gate("bikes", "bike-demand", 2, "challenger", champion_version=1, passed=True,
+                               forced=False, reason="", report={}, move_alias=True, against="champion")
+        assert done.champion_version == 1
+        assert reg.get_model("bikes", "bike-demand").aliases == {"champion": 1, "challenger": 2}
+        reg.set_alias("bikes", "bike-demand", "champion", 2)  # the champion moved while 3 was gated against 1
+        with pytest.raises(InvalidState, match="promote again"):
+            reg.record_gate("bikes", "bike-demand", 3, "challenger", champion_version=1, passed=True,
+                            forced=False, reason="", report={}, move_alias=True, against="champion")
+        assert reg.get_model("bikes", "bike-demand").aliases == {"champion": 2, "challenger": 2}

@@ -8,7 +8,10 @@ altered, removed or inserted out of order.
 
 Writers are serialised while they read the chain head: SQLite already holds
 its write lock (``BEGIN IMMEDIATE``); PostgreSQL takes a transaction-scoped
-advisory lock. Event order is ``seq`` order.
+advisory lock. Event order is ``seq`` order. Since nobody else can append
+until the transaction ends, a transaction that appends several events reads
+the head once and remembers the hash of its own last event (keyed by the
+innermost transaction, so a rolled-back savepoint is never trusted).
 
 Example::
 
@@ -56,13 +59,27 @@ class AuditEvent:
 # Built once: constructing these per event cost more than the database work.
 _HEAD = select(audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
 _INSERT = insert(audit_events).returning(audit_events.c.seq)
+#: ``conn.info`` key of (transaction, hash of the last event it appended).
+_LAST = "conveyor_audit_last"
+
+
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def _plain(value: Any) -> Any:
     """``value`` as JSON would give it back, so the stored and the hashed value are the same."""
     if value is None or isinstance(value, str | int | float | bool):
         return value
+    if type(value) is dict and all(type(k) is str and _flat(x) for k, x in value.items()):
+        # Most payloads (tags, params, a status): JSON gives back an equal copy, so skip the round trip.
+        return {k: list(x) if type(x) is list else x for k, x in value.items()}
     return json.loads(json.dumps(value, default=str))
+
+
+def _flat(value: Any) -> bool:
+    """A value JSON gives back unchanged: an exact scalar, or a list of them."""
+    kind = type(value)
+    return kind in _SCALARS or (kind is list and all(type(x) in _SCALARS for x in value))
 
 
 def _digest(prev_hash: str, fields: Mapping[str, Any]) -> str:
@@ -90,9 +107,14 @@ def append_event(
     actor: str | None = None,
 ) -> AuditEvent:
     """Record one event in the caller's (write) transaction and return it."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-    prev = conn.execute(_HEAD).scalar()
+    txn = conn.get_nested_transaction() or conn.get_transaction()
+    last = conn.info.get(_LAST)
+    if txn is not None and last is not None and last[0] is txn and txn.is_active:
+        prev = last[1]  # this transaction appended the head itself and holds the lock
+    else:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        prev = conn.execute(_HEAD).scalar()
     row: dict[str, Any] = {
         "id": new_id(),
         "at": now_ms(),
@@ -108,6 +130,7 @@ def append_event(
     row["prev_hash"] = prev or GENESIS
     row["hash"] = _digest(row["prev_hash"], _hashed_fields(row))
     seq = conn.execute(_INSERT, row).scalar_one()
+    conn.info[_LAST] = (txn, row["hash"]) if txn is not None else None
     return AuditEvent(seq=int(seq), **row)
 
 

@@ -26,6 +26,7 @@ from conveyor.stores.metadata.datasets import (
 from conveyor.stores.metadata.sql.audit import append_event
 from conveyor.stores.metadata.sql.bulk import dialect_insert
 from conveyor.stores.metadata.sql.engine import read_transaction, write_transaction
+from conveyor.stores.metadata.sql.idempotency import claim, earlier, remember
 from conveyor.stores.metadata.sql.schema import dataset_checks, dataset_versions, datasets
 from conveyor.stores.metadata.sql.sequences import next_value
 
@@ -193,7 +194,9 @@ class SqlDatasetStore:
         num_failures: int,
         report: Mapping[str, Any],
         run_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> CheckRecord:
+        """Record a validation; a retry with the same ``idempotency_key`` returns the first record."""
         v.check_name(dataset, "dataset")
         if run_id is not None:
             check_id(run_id, "run_id")
@@ -204,6 +207,11 @@ class SqlDatasetStore:
             "created_at": now_ms(),
         }
         with write_transaction(self._engine) as conn:
+            if idempotency_key is not None:
+                if not claim(conn, idempotency_key):
+                    first = earlier(conn, idempotency_key)
+                    return _check(conn.execute(select(dataset_checks).where(dataset_checks.c.id == first)).one())
+                remember(conn, idempotency_key, row["id"])
             conn.execute(insert(dataset_checks).values(**row))
             append_event(
                 conn, action="dataset_check.record", object_kind="dataset", object_id=dataset,

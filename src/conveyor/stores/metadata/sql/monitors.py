@@ -30,6 +30,7 @@ from conveyor.stores.metadata.monitors import (
 )
 from conveyor.stores.metadata.sql.audit import append_event
 from conveyor.stores.metadata.sql.engine import read_transaction, write_transaction
+from conveyor.stores.metadata.sql.idempotency import claim, earlier, remember
 from conveyor.stores.metadata.sql.schema import monitor_incidents, monitor_results, monitors
 
 _RESULT_COLUMNS = [c for c in monitor_results.c if c.name not in ("seq", "report")]
@@ -65,7 +66,9 @@ class SqlMonitorStore:
         config: Mapping[str, Any],
         reference: Mapping[str, Any],
         outliers: Mapping[str, Any] | None,
+        idempotency_key: str | None = None,
     ) -> MonitorRecord:
+        """Store a monitor; a retry with the same ``idempotency_key`` returns it instead of ``AlreadyExists``."""
         v.check_name(project, "project")
         v.check_name(name, "monitor")
         row: dict[str, Any] = {
@@ -75,6 +78,8 @@ class SqlMonitorStore:
         }
         try:
             with write_transaction(self._engine) as conn:
+                if idempotency_key is not None and not claim(conn, idempotency_key):
+                    return _monitor(self._row(conn, project, name))
                 conn.execute(insert(monitors).values(**row))
                 append_event(
                     conn, action="monitor.create", object_kind="monitor", object_id=row["id"], project=project,
@@ -114,7 +119,8 @@ class SqlMonitorStore:
                 before={"name": name, "model": row.model},
             )
 
-    def record_result(self, monitor_id: str, result: NewResult) -> Recorded:
+    def record_result(self, monitor_id: str, result: NewResult, *, idempotency_key: str | None = None) -> Recorded:
+        """Store ``result`` and open or resolve the incident; a retry with the same key stores it once."""
         check_id(monitor_id, "monitor_id")
         if result.status not in STATUSES:
             raise InvalidArgument(f"status must be one of {STATUSES}, got {result.status!r}", field="status")
@@ -127,6 +133,10 @@ class SqlMonitorStore:
             ).first()
             if owner is None:
                 raise NotFound(f"monitor {monitor_id} does not exist", field="monitor_id")
+            if idempotency_key is not None:
+                if not claim(conn, idempotency_key):
+                    return self._recorded(conn, str(earlier(conn, idempotency_key)))
+                remember(conn, idempotency_key, row["id"])
             conn.execute(insert(monitor_results).values(**row))
             current = self._open(conn, monitor_id)
             if result.status in BREACHES and current is None:
@@ -153,6 +163,30 @@ class SqlMonitorStore:
             append_event(conn, action="monitor.evaluate", object_kind="monitor", object_id=monitor_id,
                          project=owner.project, after={"result": row["id"], "status": result.status})
         return Recorded(result=ResultRecord(**row), change=change, incident=incident)
+
+    def _recorded(self, conn: Connection, result_id: str) -> Recorded:
+        """What recording ``result_id`` did, read back (for a retried request)."""
+        stored = _result(conn.execute(select(monitor_results).where(monitor_results.c.id == result_id)).one())
+        for change, column in (("opened", monitor_incidents.c.opened_by), ("resolved", monitor_incidents.c.resolved_by)):
+            row = conn.execute(select(monitor_incidents).where(column == result_id)).first()
+            if row is not None:
+                return Recorded(result=stored, change=change, incident=_incident(row))
+        return Recorded(result=stored, change=None, incident=self._open(conn, stored.monitor_id))
+
+    def project_of(self, monitor_id: str) -> str | None:
+        """The project of monitor ``monitor_id`` (``None`` if there is none): what the server authorises on."""
+        check_id(monitor_id, "monitor_id")
+        with read_transaction(self._engine) as conn:
+            return conn.execute(select(monitors.c.project).where(monitors.c.id == monitor_id)).scalar()
+
+    def project_of_incident(self, incident_id: str) -> str | None:
+        """The project of the monitor incident ``incident_id`` belongs to (``None`` if there is none)."""
+        check_id(incident_id, "incident_id")
+        with read_transaction(self._engine) as conn:
+            return conn.execute(
+                select(monitors.c.project).join(monitor_incidents, monitor_incidents.c.monitor_id == monitors.c.id)
+                .where(monitor_incidents.c.id == incident_id)
+            ).scalar()
 
     def _open(self, conn: Connection, monitor_id: str) -> IncidentRecord | None:
         row = conn.execute(
@@ -186,9 +220,14 @@ class SqlMonitorStore:
             ).all()
         return [_incident(r) for r in rows]
 
-    def add_deliveries(self, incident_id: str, deliveries: Sequence[Mapping[str, Any]]) -> None:
+    def add_deliveries(
+        self, incident_id: str, deliveries: Sequence[Mapping[str, Any]], *, idempotency_key: str | None = None
+    ) -> None:
+        """Append how alerts went; a retry with the same ``idempotency_key`` appends nothing."""
         check_id(incident_id, "incident_id")
         with write_transaction(self._engine) as conn:
+            if idempotency_key is not None and not claim(conn, idempotency_key):
+                return
             row = conn.execute(
                 select(monitor_incidents.c.deliveries).where(monitor_incidents.c.id == incident_id).with_for_update()
             ).first()

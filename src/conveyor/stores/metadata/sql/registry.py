@@ -32,6 +32,7 @@ from conveyor.stores.metadata.registry import (
 from conveyor.stores.metadata.sql.audit import append_event
 from conveyor.stores.metadata.sql.bulk import dialect_insert
 from conveyor.stores.metadata.sql.engine import read_transaction, write_transaction
+from conveyor.stores.metadata.sql.idempotency import claim, earlier, remember
 from conveyor.stores.metadata.sql.schema import (
     alias_history,
     gate_evaluations,
@@ -204,16 +205,29 @@ class SqlRegistryStore:
             return int(held)
         return check_version(version)
 
+    def project_of_version(self, version_id: str) -> str | None:
+        """The project of model version ``version_id`` (``None`` if there is none): what the server authorises on."""
+        with read_transaction(self._engine) as conn:
+            return conn.execute(
+                select(projects.c.name)
+                .join(registered_models, registered_models.c.project_id == projects.c.id)
+                .join(model_versions, model_versions.c.model_id == registered_models.c.id)
+                .where(model_versions.c.id == version_id)
+            ).scalar()
+
     # ------------------------------------------------------------------ models
 
     def create_model(
         self, project: str, name: str, *, description: str = "",
-        tags: Mapping[str, str] | None = None, exist_ok: bool = False,
+        tags: Mapping[str, str] | None = None, exist_ok: bool = False, idempotency_key: str | None = None,
     ) -> RegisteredModel:
+        """Create a model; a retry with the same ``idempotency_key`` returns it instead of ``AlreadyExists``."""
         v.check_name(project, "project")
         v.check_name(name, "model")
         tag_values = v.check_tags(tags or {})
         with write_transaction(self._engine) as conn:
+            if idempotency_key is not None and not claim(conn, idempotency_key):
+                return self._model(conn, project, self._model_row(conn, project, name))
             row = self._ensure_model(conn, project, name, description, tag_values, exist_ok=exist_ok)
             return self._model(conn, project, row)
 
@@ -298,14 +312,21 @@ class SqlRegistryStore:
     def create_version(
         self, project: str, name: str, *, flavour: str, format: str, package_digest: str,
         signature: Mapping[str, Any] | None, info: Mapping[str, Any], run_id: str | None = None,
-        description: str = "", tags: Mapping[str, str] | None = None,
+        description: str = "", tags: Mapping[str, str] | None = None, idempotency_key: str | None = None,
     ) -> ModelVersion:
+        """Register the next version; a retry with the same ``idempotency_key`` returns the first one."""
         v.check_name(project, "project")
         v.check_name(name, "model")
         tag_values = v.check_tags(tags or {})
         with write_transaction(self._engine) as conn:
+            if idempotency_key is not None and not claim(conn, idempotency_key):
+                model = self._model_row(conn, project, name)
+                first = int(earlier(conn, idempotency_key) or 0)
+                return self._versions(conn, project, name, [self._version_row(conn, model, first)])[0]
             model = self._ensure_model(conn, project, name)
             number = next_value(conn, f"model-versions:{model.id}")
+            if idempotency_key is not None:
+                remember(conn, idempotency_key, str(number))
             now = now_ms()
             conn.execute(
                 insert(model_versions).values(
@@ -454,13 +475,20 @@ class SqlRegistryStore:
 
     def set_alias(
         self, project: str, name: str, alias: str, version: int, *, action: str = "set",
-        details: Mapping[str, Any] | None = None,
+        details: Mapping[str, Any] | None = None, idempotency_key: str | None = None,
     ) -> int | None:
+        """Point ``alias`` at ``version``; the previous holder (the first attempt's, on a retry)."""
         alias = check_alias(alias)
         check_version(version)
         with write_transaction(self._engine) as conn:
             model = self._model_row(conn, project, name, lock=True)
-            return self._move_alias(conn, project, model, alias, version, action, details)
+            if idempotency_key is not None and not claim(conn, idempotency_key):
+                first = earlier(conn, idempotency_key)
+                return int(first) if first else None
+            previous = self._move_alias(conn, project, model, alias, version, action, details)
+            if idempotency_key is not None:
+                remember(conn, idempotency_key, "" if previous is None else str(previous))
+            return previous
 
     def delete_alias(self, project: str, name: str, alias: str) -> None:
         alias = check_alias(alias)
@@ -483,10 +511,16 @@ class SqlRegistryStore:
         ).all()
         return [AliasMove(r.alias, r.action, r.version, r.previous, r.actor, r.at) for r in rows]
 
-    def rollback_alias(self, project: str, name: str, alias: str) -> tuple[int, int]:
+    def rollback_alias(
+        self, project: str, name: str, alias: str, *, idempotency_key: str | None = None
+    ) -> tuple[int, int]:
+        """Move ``alias`` back one step; a retry with the same ``idempotency_key`` does not step twice."""
         alias = check_alias(alias)
         with write_transaction(self._engine) as conn:
             model = self._model_row(conn, project, name, lock=True)
+            if idempotency_key is not None and not claim(conn, idempotency_key):
+                was, now = str(earlier(conn, idempotency_key)).split(",")
+                return int(was), int(now)
             # Replay the history as a stack: each move pushes the holder it replaced,
             # each rollback pops one, so repeated rollbacks walk further back.
             stack: list[int | None] = []
@@ -504,6 +538,8 @@ class SqlRegistryStore:
             if target is None:
                 raise InvalidState(f"alias {alias!r} of {name} has no previous holder to roll back to")
             self._move_alias(conn, project, model, alias, target, "rollback")
+            if idempotency_key is not None:
+                remember(conn, idempotency_key, f"{int(current)},{int(target)}")
             return int(current), int(target)
 
     # ------------------------------------------------------------------- gates
@@ -511,18 +547,28 @@ class SqlRegistryStore:
     def record_gate(
         self, project: str, name: str, version: int, alias: str, *, champion_version: int | None,
         passed: bool, forced: bool, reason: str, report: Mapping[str, Any], move_alias: bool,
+        against: str | None = None, idempotency_key: str | None = None,
     ) -> GateEvaluation:
+        """Record a gate's verdict (and move the alias); a retry with the same key records it once."""
         alias = check_alias(alias)
+        compared = check_alias(against) if against else alias
         check_version(version)
         with write_transaction(self._engine) as conn:
             model = self._model_row(conn, project, name, lock=True)
+            if idempotency_key is not None and not claim(conn, idempotency_key):
+                first = conn.execute(
+                    select(gate_evaluations).where(gate_evaluations.c.id == earlier(conn, idempotency_key))
+                ).one()
+                return _evaluation(first, name)
             self._version_row(conn, model, version)
             holder = conn.execute(select(model_aliases.c.version).where(
-                model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)).scalar()
+                model_aliases.c.model_id == model.id, model_aliases.c.alias == compared)).scalar()
+            if holder == version and compared != alias:
+                holder = None  # the candidate holds the alias it was compared with: nothing to beat
             if move_alias and holder != champion_version:
                 # The gate judged the candidate against a holder that has since been replaced.
                 raise InvalidState(
-                    f"{alias!r} of {name} moved to version {holder} while the gate compared against "
+                    f"{compared!r} of {name} moved to version {holder} while the gate compared against "
                     f"version {champion_version}; promote again to gate against the new holder"
                 )
             row = {
@@ -532,6 +578,8 @@ class SqlRegistryStore:
                 "at": now_ms(),
             }
             conn.execute(insert(gate_evaluations).values(**row))
+            if idempotency_key is not None:
+                remember(conn, idempotency_key, row["id"])
             verdict = "forced" if forced else ("passed" if passed else "failed")
             append_event(conn, action=f"gate.{verdict}", object_kind="model_version",
                          object_id=f"{name}/{version}", project=project,
@@ -550,9 +598,10 @@ class SqlRegistryStore:
             if version is not None:
                 query = query.where(gate_evaluations.c.version == check_version(version))
             rows = conn.execute(query.order_by(gate_evaluations.c.at, gate_evaluations.c.id)).all()
-        return [
-            GateEvaluation(id=r.id, name=name, version=r.version, alias=r.alias,
-                           champion_version=r.champion_version, passed=bool(r.passed), forced=bool(r.forced),
-                           reason=r.reason, report=r.report, actor=r.actor, at=r.at)
-            for r in rows
-        ]
+        return [_evaluation(r, name) for r in rows]
+
+
+def _evaluation(r: Any, name: str) -> GateEvaluation:
+    return GateEvaluation(id=r.id, name=name, version=r.version, alias=r.alias,
+                          champion_version=r.champion_version, passed=bool(r.passed), forced=bool(r.forced),
+                          reason=r.reason, report=r.report, actor=r.actor, at=r.at)

@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 
 #: The Alembic revision these tables correspond to.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 
 # Integer primary keys must be INTEGER on SQLite to alias the rowid (autoincrement).
 PK = BigInteger().with_variant(Integer(), "sqlite")
@@ -426,4 +426,63 @@ monitor_incidents = Table(
     Column("resolved_by", String(32), nullable=True),
     Column("deliveries", JSON, nullable=False),  # every alert sent for it, and how it went
     Index(None, "monitor_id", "status"),
+)
+
+
+# ------------------------------------------------------------------ automation
+# Continuous training (``stores/metadata/sql/automation.py``): each automation's
+# spec and the cursors of its triggers; every firing with the steps it went
+# through, numbered 1, 2, 3 ... per automation through ``sequences`` (scope
+# ``automation-firings:<automation id>``) and unique per (automation, key), so a
+# trigger never fires twice; and the leases that elect one agent at a time.
+
+automations = Table(
+    "automations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project", String(250), nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("spec", JSON, nullable=False),  # the parsed automation spec
+    Column("cursors", JSON, nullable=False),  # per trigger: what it last fired on or saw
+    Column("enabled", Boolean, nullable=False),
+    Column("created_by", String(250), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("project", "name"),
+)
+
+automation_firings = Table(
+    "automation_firings",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("automation_id", String(32), ForeignKey("automations.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("key", String(500), nullable=False),  # what fired, e.g. "new_data:bikes-raw@3"
+    Column("reason", Text, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Column("state", String(16), nullable=False),  # pending ... done | failed | rejected | rolled_back
+    Column("steps", JSON, nullable=False),  # [{"at", "state", "message", "details"}], oldest first
+    Column("run_id", String(32), nullable=True),
+    Column("candidate", Integer, nullable=True),  # the model version the pipeline registered
+    Column("previous", Integer, nullable=True),  # the alias holder before the rollout
+    Column("error", Text, nullable=True),
+    Column("created_by", String(250), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=True),
+    UniqueConstraint("automation_id", "key"),
+    UniqueConstraint("automation_id", "number"),
+    Index(None, "state", "created_at"),  # the active firings an agent works on
+)
+
+# One row per lease name; ``token`` grows each time the holder changes (a fencing token).
+agent_leases = Table(
+    "agent_leases",
+    metadata,
+    Column("name", String(250), primary_key=True),
+    Column("holder", String(250), nullable=False),
+    Column("token", BigInteger, nullable=False),
+    Column("acquired_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
 )

@@ -29,8 +29,10 @@ from conveyor.core.uris import safe_relpath
 from conveyor.stores.metadata.base import LineageEdge, PointRow
 from conveyor.stores.metadata.sql import bulk, search
 from conveyor.stores.metadata.sql.audit import append_event
+from conveyor.stores.metadata.sql.automation import SqlAutomationStore
 from conveyor.stores.metadata.sql.datasets import SqlDatasetStore
 from conveyor.stores.metadata.sql.engine import make_engine, read_transaction, write_transaction
+from conveyor.stores.metadata.sql.idempotency import claim as _claim
 from conveyor.stores.metadata.sql.migrate import _redact, ensure_schema
 from conveyor.stores.metadata.sql.monitors import SqlMonitorStore
 from conveyor.stores.metadata.sql.registry import SqlRegistryStore
@@ -56,9 +58,37 @@ _END_RUNNING = _END.where(runs.c.status == RunStatus.RUNNING.value)
 _INSERT_RUN = insert(runs).returning(runs.c.pk)
 _INSERT_TAGS = insert(tags)
 _INSERT_PARAMS = insert(params)
+_SELECT_TAGS = select(tags.c.key, tags.c.value).where(
+    tags.c.run_pk == bindparam("pk"), tags.c.key.in_(bindparam("keys", expanding=True))
+)
+_DELETE_TAGS = delete(tags).where(
+    tags.c.run_pk == bindparam("pk"), tags.c.key.in_(bindparam("keys", expanding=True))
+)
 _SELECT_PARAMS = select(params.c.key, params.c.value).where(
     params.c.run_pk == bindparam("pk"), params.c.key.in_(bindparam("keys", expanding=True))
 )
+
+
+
+def _newest_by_tag(*conditions: Any) -> Any:
+    """Runs of a project, the newest per value of one tag among the wanted values."""
+    newest = (
+        select(func.max(runs.c.pk))
+        .select_from(search.RUNS_WITH_PROJECT.join(tags, tags.c.run_pk == runs.c.pk))
+        .where(
+            projects.c.name == bindparam("project"),
+            tags.c.key == bindparam("key"),
+            tags.c.value.in_(bindparam("values", expanding=True)),
+            *conditions,
+        )
+        .group_by(tags.c.value)
+    )
+    return select(*search.RUN_COLUMNS).select_from(search.RUNS_WITH_PROJECT).where(runs.c.pk.in_(newest))
+
+
+_NEWEST_BY_TAG = _newest_by_tag()
+_IN_CHUNK = 500
+_NEWEST_BY_TAG_IN_STATUS = _newest_by_tag(runs.c.status == bindparam("status"))
 
 
 def _float(value: float | None) -> float:
@@ -69,6 +99,7 @@ _LINEAGE_KEY = [
     lineage_edges.c.src_kind, lineage_edges.c.src_id, lineage_edges.c.dst_kind,
     lineage_edges.c.dst_id, lineage_edges.c.relation,
 ]
+_LINEAGE_INSERT: dict[str, Any] = {}  # per dialect: INSERT … ON CONFLICT DO NOTHING, built once
 
 
 def _lineage_row(
@@ -85,16 +116,37 @@ def _lineage_row(
     }
 
 
-def _claim(conn: Connection, key: str, result: str | None = None) -> bool:
-    """Record ``key`` in this transaction; ``False`` when it was recorded before (a retry)."""
-    if not isinstance(key, str) or not 8 <= len(key) <= 64:
-        raise InvalidArgument("idempotency key must have 8 to 64 characters", field="idempotency_key")
-    inserted = conn.execute(
-        bulk.dialect_insert(conn)(idempotency_keys)
-        .values(key=key, created_at=now_ms(), result=result)
-        .on_conflict_do_nothing(index_elements=[idempotency_keys.c.key])
-    ).rowcount
-    return bool(inserted)
+def _run_lineage(
+    run_id: str, inputs: Sequence[tuple[str, str]], outputs: Sequence[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """Rows of the edges ``input → run`` and ``run → output``, checked."""
+    run = ("run", run_id)
+    return [_lineage_row(_node(n), run, "input", None) for n in inputs] + [
+        _lineage_row(run, _node(n), "output", None) for n in outputs
+    ]
+
+
+def _node(value: Any) -> tuple[str, str]:
+    if isinstance(value, tuple | list) and len(value) == 2 and all(isinstance(x, str) for x in value):
+        return (value[0], value[1])
+    raise InvalidArgument(f"lineage node {value!r} is not (kind, id)", field="node")
+
+
+def _insert_lineage(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert edge rows, skipping those that exist; each new one gets its ``lineage.add`` event."""
+    if not rows:
+        return
+    statement = _LINEAGE_INSERT.get(conn.dialect.name)
+    if statement is None:
+        statement = _LINEAGE_INSERT[conn.dialect.name] = bulk.dialect_insert(conn)(
+            lineage_edges
+        ).on_conflict_do_nothing(index_elements=_LINEAGE_KEY).execution_options(preserve_rowcount=True)
+    for row in rows:
+        if conn.execute(statement, row).rowcount:
+            append_event(
+                conn, action="lineage.add", object_kind=row["src_kind"], object_id=row["src_id"],
+                after={"dst": [row["dst_kind"], row["dst_id"]], "relation": row["relation"]},
+            )
 
 
 class SqlMetadataStore:
@@ -114,6 +166,7 @@ class SqlMetadataStore:
         self.datasets = SqlDatasetStore(self._engine)
         self.registry = SqlRegistryStore(self._engine)
         self.monitors = SqlMonitorStore(self._engine)
+        self.automation = SqlAutomationStore(self._engine)
         self._governance: Any = None
 
     @property
@@ -154,6 +207,7 @@ class SqlMetadataStore:
                 bulk.dialect_insert(conn)(projects)
                 .values(id=new_id(), name=name, description="", created_at=now_ms())
                 .on_conflict_do_nothing(index_elements=[projects.c.name])
+                .execution_options(preserve_rowcount=True)
             ).rowcount
             row = self._project_row(conn, name)
             if created:
@@ -188,16 +242,41 @@ class SqlMetadataStore:
         user: str = "",
         start_time: int | None = None,
         idempotency_key: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        status: RunStatus | str = RunStatus.RUNNING,
+        end_time: int | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
     ) -> Run:
-        """Create a RUNNING run; a retry with the same ``idempotency_key`` returns the first one."""
+        """Create a run, with its params, final metrics and lineage, in one transaction.
+
+        The run is RUNNING unless ``status`` says it has already ended (e.g. a
+        pipeline step served from the cache): then it is recorded ended at
+        ``end_time`` (default now) and never passes through RUNNING. ``metrics``
+        are logged at step 0. ``inputs`` and ``outputs`` are records (kind, id)
+        the run read and wrote: lineage edges ``input → run → output``. A retry
+        with the same ``idempotency_key`` returns the first run.
+        """
         v.check_name(project, "project")
         run_name = v.check_run_name(name) if name else friendly_name()
         tag_values = v.check_tags(tags or {})
+        param_values = v.check_params(params or {})
+        metric_values = {v.check_key(k): v.metric_value(k, val) for k, val in (metrics or {}).items()}
         if parent_id is not None:
             check_id(parent_id, "parent_id")
+        state = RunStatus.parse(status)
         user = user or current_user()
         run_id = new_id()
         started = start_time if start_time is not None else now_ms()
+        if state is RunStatus.RUNNING:
+            if end_time is not None:
+                raise InvalidArgument("a RUNNING run has no end_time", field="end_time")
+        else:
+            end_time = end_time if end_time is not None else max(now_ms(), started)
+            if end_time < started:
+                raise InvalidArgument("end_time is before start_time", field="end_time")
+        lineage = _run_lineage(run_id, inputs, outputs)
         earlier: str | None = None
         with write_transaction(self._engine) as conn:
             if idempotency_key is not None and not _claim(conn, idempotency_key, run_id):
@@ -215,9 +294,9 @@ class SqlMetadataStore:
                         "id": run_id,
                         "project_id": project_row.id,
                         "name": run_name,
-                        "status": RunStatus.RUNNING.value,
+                        "status": state.value,
                         "start_time": started,
-                        "end_time": None,
+                        "end_time": end_time,
                         "parent_id": parent_id,
                         "user": user,
                         "heartbeat_at": started,
@@ -228,10 +307,27 @@ class SqlMetadataStore:
                     conn.execute(
                         _INSERT_TAGS, [{"run_pk": pk, "key": k, "value": val} for k, val in tag_values.items()]
                     )
+                after: dict[str, Any] = {"name": run_name, "parent_id": parent_id, "user": user, "tags": tag_values}
+                if state is not RunStatus.RUNNING:
+                    after.update(status=state.value, end_time=end_time)
                 append_event(
                     conn, action="run.create", object_kind="run", object_id=run_id, project=project,
-                    after={"name": run_name, "parent_id": parent_id, "user": user, "tags": tag_values},
+                    after=after,
                 )
+                if param_values:
+                    conn.execute(
+                        _INSERT_PARAMS, [{"run_pk": pk, "key": k, "value": val} for k, val in param_values.items()]
+                    )
+                    append_event(
+                        conn, action="run.params", object_kind="run", object_id=run_id, project=project,
+                        after=param_values,
+                    )
+                if metric_values:
+                    at = end_time if end_time is not None else started
+                    bulk.insert_points(
+                        conn, [(pk, k, 0, at, None if val != val else val) for k, val in metric_values.items()]
+                    )
+                _insert_lineage(conn, lineage)
         if earlier is not None:  # a retry of a create that already happened
             return self.get_run(earlier, with_artifacts=False)
         with self._pk_lock:
@@ -240,9 +336,10 @@ class SqlMetadataStore:
             self._known_projects[project] = project_row
         # Everything is known: build the entity instead of reading it back.
         return Run(
-            id=run_id, project=project_row.name, name=run_name, status=RunStatus.RUNNING,
-            start_time=started, parent_id=parent_id, user=user,
-            heartbeat_at=started, env=dict(env or {}), tags=tag_values,
+            id=run_id, project=project_row.name, name=run_name, status=state,
+            start_time=started, end_time=end_time, parent_id=parent_id, user=user,
+            heartbeat_at=started, env=dict(env or {}), params=param_values,
+            metrics=dict(sorted(metric_values.items())), tags=tag_values,
         )
 
     def _pk(self, conn: Connection, run_id: str, field: str = "run_id") -> int:
@@ -382,19 +479,30 @@ class SqlMetadataStore:
         end_time: int | None = None,
         points: Sequence[PointRow] = (),
         *,
+        tags: Mapping[str, Any] | None = None,
+        inputs: Sequence[tuple[str, str]] = (),
+        outputs: Sequence[tuple[str, str]] = (),
         idempotency_key: str | None = None,
     ) -> None:
-        """Write the last metric points and end the run, in one transaction.
+        """Write the last metric points, tags and lineage and end the run, in one transaction.
 
         The tracking client ends every run this way: one commit instead of two,
-        and no read-back nobody looks at. Sent again with the same
-        ``idempotency_key``, the points are not written twice.
+        and no read-back nobody looks at. A pipeline step publishes its outputs,
+        cache entry and lineage (``inputs → run → outputs``) here, so they exist
+        exactly when the run is FINISHED. A refused status change writes none of
+        it. Sent again with the same ``idempotency_key``, the points are not
+        written twice.
         """
         status = RunStatus.parse(status)
+        tag_values = v.check_tags(tags or {})
+        lineage = _run_lineage(check_id(run_id), inputs, outputs)
         with write_transaction(self._engine) as conn:
             if points and (idempotency_key is None or _claim(conn, idempotency_key)):
                 self._insert_points(conn, points)
+            if tag_values:
+                self._write_tags(conn, self._pk(conn, run_id), run_id, tag_values)
             self._transition(conn, run_id, status, end_time)
+            _insert_lineage(conn, lineage)
 
     def heartbeat(self, run_ids: Sequence[str], at: int | None = None) -> None:
         if not run_ids:
@@ -479,19 +587,18 @@ class SqlMetadataStore:
         if not values:
             return
         with write_transaction(self._engine) as conn:
-            pk = self._pk(conn, run_id)
-            before = dict(
-                conn.execute(
-                    select(tags.c.key, tags.c.value).where(tags.c.run_pk == pk, tags.c.key.in_(list(values)))
-                ).all()
+            self._write_tags(conn, self._pk(conn, run_id), run_id, values)
+
+    def _write_tags(self, conn: Connection, pk: int, run_id: str, values: Mapping[str, str]) -> None:
+        before = dict(conn.execute(_SELECT_TAGS, {"pk": pk, "keys": list(values)}).all())
+        if before:
+            conn.execute(_DELETE_TAGS, {"pk": pk, "keys": list(before)})
+        conn.execute(_INSERT_TAGS, [{"run_pk": pk, "key": k, "value": val} for k, val in values.items()])
+        if before != values:
+            append_event(
+                conn, action="run.tags", object_kind="run", object_id=run_id,
+                project=self._project_of(conn, pk), before=before, after=dict(values),
             )
-            conn.execute(delete(tags).where(tags.c.run_pk == pk, tags.c.key.in_(list(values))))
-            conn.execute(insert(tags), [{"run_pk": pk, "key": k, "value": val} for k, val in values.items()])
-            if before != values:
-                append_event(
-                    conn, action="run.tags", object_kind="run", object_id=run_id,
-                    project=self._project_of(conn, pk), before=before, after=values,
-                )
 
     def delete_tag(self, run_id: str, key: str) -> None:
         with write_transaction(self._engine) as conn:
@@ -589,6 +696,32 @@ class SqlMetadataStore:
             runs_ = self._hydrate(conn, rows[: plan.limit], with_artifacts=False)
         return Page(runs_, plan.next_token() if more else None)
 
+    def find_runs_by_tag(
+        self, project: str, key: str, values: Sequence[str], *, status: RunStatus | str | None = None
+    ) -> dict[str, Run]:
+        """For each of ``values``, the newest run of ``project`` whose tag ``key`` has it.
+
+        Only runs in ``status`` count when it is given; values no run has are left
+        out. One indexed query for all values (the pipeline cache looks up a whole
+        level of steps at once), not a filter to parse.
+        """
+        v.check_name(project, "project")
+        v.check_key(key, "tag")
+        wanted = sorted({v.tag_value(key, value) for value in values})
+        if not wanted:
+            return {}
+        binds: dict[str, Any] = {"project": project, "key": key}
+        if status is None:
+            query = _NEWEST_BY_TAG
+        else:
+            query, binds["status"] = _NEWEST_BY_TAG_IN_STATUS, RunStatus.parse(status).value
+        found: dict[str, Run] = {}
+        with read_transaction(self._engine) as conn:
+            for start in range(0, len(wanted), _IN_CHUNK):  # within every database's bound-parameter limit
+                rows = conn.execute(query, {**binds, "values": wanted[start : start + _IN_CHUNK]}).all()
+                found.update((run.tags[key], run) for run in self._hydrate(conn, rows, with_artifacts=False))
+        return found
+
     # ----------------------------------------------------------------- lineage
 
     def add_lineage(
@@ -611,16 +744,7 @@ class SqlMetadataStore:
         if not rows:
             return
         with write_transaction(self._engine) as conn:
-            statement = bulk.dialect_insert(conn)(lineage_edges).on_conflict_do_nothing(
-                index_elements=_LINEAGE_KEY
-            )
-            for row in rows:
-                if conn.execute(statement, row).rowcount:
-                    append_event(
-                        conn, action="lineage.add", object_kind=row["src_kind"],
-                        object_id=row["src_id"],
-                        after={"dst": [row["dst_kind"], row["dst_id"]], "relation": row["relation"]},
-                    )
+            _insert_lineage(conn, rows)
 
     def list_lineage(self, node: tuple[str, str], direction: str = "both") -> list[dict[str, Any]]:
         if direction not in ("in", "out", "both"):

@@ -11,13 +11,13 @@ import pytest
 
 import conveyor as cv
 from conveyor.core.errors import NotFound
-from conveyor.quickstart import (
+from conveyor.quickstart.sweep import (
     CURVE_METRIC,
     IMPORTANCE_FILE,
     TARGET,
     VALIDATION_MONTHS,
     find_data,
-    run_quickstart,
+    run_sweep,
 )
 
 
@@ -39,7 +39,7 @@ def _mean_baseline_rmse() -> float:
 def test_quickstart_tracks_a_sweep_of_real_models(store: Path) -> None:
     out = io.StringIO()
 
-    runs = run_quickstart(runs=2, out=out)
+    runs = run_sweep(runs=2, out=out)
 
     assert len(runs) == 2
     sweep = cv.get_run(runs[0].parent_id)
@@ -77,4 +77,4 @@ def test_quickstart_tracks_a_sweep_of_real_models(store: Path) -> None:
 
 def test_quickstart_names_the_flag_when_the_data_is_missing(store: Path, tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="--data"):
-        run_quickstart(data=tmp_path / "nowhere.csv", runs=1)
+        run_sweep(data=tmp_path / "nowhere.csv", runs=1)

@@ -1,6 +1,6 @@
 """The quickstart: a small LightGBM sweep on real data, tracked end to end.
 
-``conveyor quickstart`` (and ``make demo``) call :func:`run_quickstart`. It
+``conveyor quickstart --sweep`` calls :func:`run_sweep`. It
 trains a few gradient-boosted regressors on the UCI Bike Sharing data shipped in
 ``examples/data/``, logs each one as a child of a ``sweep`` run (params, the
 validation curve, final scores, a feature-importance file) and prints the runs
@@ -8,9 +8,9 @@ best first, with where they were stored and what to try next.
 
 Example::
 
-    from conveyor.quickstart import run_quickstart
+    from conveyor.quickstart.sweep import run_sweep
 
-    runs = run_quickstart(runs=2)              # embedded store under ~/.conveyor
+    runs = run_sweep(runs=2)                   # embedded store under ~/.conveyor
     print(min(r.metrics["rmse"] for r in runs))
 
 pandas and LightGBM (the ``ml`` extra) are imported only when it runs.
@@ -49,7 +49,7 @@ IMPORTANCE_FILE = "feature_importance.json"
 CURVE_METRIC = "valid_rmse"
 
 
-def run_quickstart(
+def run_sweep(
     data: Path | str | None = None,
     runs: int = 6,
     project: str = "quickstart",
@@ -128,7 +128,7 @@ def find_data(data: Path | str | None = None) -> Path:
                 field="data",
             )
         return path
-    candidates = [Path.cwd() / DATA_FILE, Path(__file__).resolve().parents[2] / DATA_FILE]
+    candidates = [Path.cwd() / DATA_FILE, Path(__file__).resolve().parents[3] / DATA_FILE]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
