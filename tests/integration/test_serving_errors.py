@@ -81,12 +81,13 @@ def test_model_errors_and_timeouts_are_logged_and_counted_per_version(rows: list
     assert errors.loc["slow", "_error"].startswith("TimeoutError")
     assert (errors["_version"] == 1).all() and errors["_prediction"].isna().all() and errors["temp"].isna().all()
     assert (errors["_ts"] >= started).all() and set(errors["_model"]) == {"moody"}
-    rates = log.error_rate("moody", started, int(time.time() * 1000) + 1)
+    end = int(time.time() * 1000) + 1
+    rates = log.error_rates("moody", started, end)
     assert list(rates) == [1]
     assert (rates[1].answered, rates[1].failed) == (7, 2)  # the 3-row request counts once
-    assert rates[1].rate == pytest.approx(2 / 9)
-    assert log.error_rate("moody", started, int(time.time() * 1000) + 1, version=2) == {}
-    assert log.error_rate("moody", 0, started - 10_000) == {}
+    assert log.error_rate("moody", started, end, version=1) == pytest.approx(2 / 9)
+    assert log.error_rates("moody", started, end, version=2) == {}
+    assert log.error_rate("moody", 0, started - 10_000) == 0.0
 
 
 def test_monitoring_reads_only_answered_rows(rows: list[dict[str, Any]]) -> None:

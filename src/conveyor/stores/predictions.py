@@ -22,8 +22,9 @@ queue was full) is one *error row*: ``_request_id``, ``_ts``, ``_model``,
 ``_version`` and ``_error`` (``"ValueError: hour 99 does not exist"``), no
 features and no prediction. :meth:`PredictionLog.read` leaves error rows out
 unless asked (monitoring sees answered predictions only), and
-:meth:`PredictionLog.error_rate` gives failed / (answered + failed) requests per
-version over a window, which is what the automation agent watches.
+:meth:`PredictionLog.error_rate` gives failed / (answered + failed) requests of a
+version over a window, which is what the automation agent watches, and
+:meth:`PredictionLog.error_rates` the counts per version.
 
 :class:`PredictionLogWriter` batches appends in memory and writes from a
 background thread, so the request path only pays for a list append.
@@ -35,7 +36,8 @@ Example::
                                 "_latency_ms": 1.2, "_prediction": 118.0, "temp": 0.24, "hr": 8}])
     log.add_feedback("bike-demand", [("r1", 121.0)])
     window = log.read("bike-demand", start_ms=..., end_ms=...)   # pandas, labels joined
-    log.error_rate("bike-demand", start_ms=..., end_ms=...)      # {3: ErrorRate(answered=.., failed=..)}
+    log.error_rate("bike-demand", start_ms, end_ms, version=3)   # 0.0013: failed / (answered + failed)
+    log.error_rates("bike-demand", start_ms, end_ms)              # {3: ErrorRate(answered=.., failed=..)}
 """
 
 from __future__ import annotations
@@ -246,9 +248,20 @@ class PredictionLog:
         return df
 
     def error_rate(
+        self, model: str, start_ms: int | None = None, end_ms: int | None = None, version: int | None = None
+    ) -> float:
+        """Failed / (answered + failed) requests of ``version`` (every version: None) in ``[start_ms, end_ms)``.
+
+        0.0 when there were no requests. What the automation agent's ``error_rate`` rule reads;
+        :meth:`error_rates` gives the counts per version.
+        """
+        rates = self.error_rates(model, start_ms, end_ms, version=version)
+        return ErrorRate(sum(r.answered for r in rates.values()), sum(r.failed for r in rates.values())).rate
+
+    def error_rates(
         self, model: str, start_ms: int | None = None, end_ms: int | None = None, *, version: int | None = None
     ) -> dict[int | None, ErrorRate]:
-        """Failed / (answered + failed) requests per version in ``[start_ms, end_ms)``.
+        """Answered and failed requests per version in ``[start_ms, end_ms)``.
 
         A multi-row request counts once (its row 0). Error rows of requests that
         failed before any version was loaded are under ``None``. Shadow answers and

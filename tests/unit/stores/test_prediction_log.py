@@ -116,10 +116,13 @@ def test_error_rows_stay_out_of_reads_and_make_the_error_rate(log: PredictionLog
     with_errors = log.read("m", include_errors=True)
     assert len(with_errors) == 11 and with_errors["_error"].notna().sum() == 4
     assert len(log.read("m", version=2, include_errors=True)) == 5
-    rates = log.error_rate("m", T0, T0 + DAY)
+    rates = log.error_rates("m", T0, T0 + DAY)
     assert {v: (r.answered, r.failed) for v, r in rates.items()} == {1: (4, 1), 2: (1, 1), None: (0, 1)}
     assert rates[1].rate == pytest.approx(0.2) and rates[2].rate == 0.5 and rates[2].requests == 2
-    assert log.error_rate("m", T0, T0 + DAY, version=2) == {2: rates[2]}
-    assert log.error_rate("m", version=2)[2].failed == 2  # no window: everything
-    assert log.error_rate("m", T0 + 2 * DAY, T0 + 3 * DAY) == {}
-    assert log.error_rate("nothing-here") == {}
+    assert log.error_rates("m", T0, T0 + DAY, version=2) == {2: rates[2]}
+    assert log.error_rates("m", version=2)[2].failed == 2  # no window: everything
+    assert log.error_rate("m", T0, T0 + DAY, version=1) == pytest.approx(0.2)  # what the agent reads
+    assert log.error_rate("m", T0, T0 + DAY) == pytest.approx(3 / 8)  # every version
+    assert log.error_rate("m", T0, T0 + DAY, version=7) == 0.0
+    assert log.error_rates("m", T0 + 2 * DAY, T0 + 3 * DAY) == {}
+    assert log.error_rates("nothing-here") == {} and log.error_rate("nothing-here") == 0.0
