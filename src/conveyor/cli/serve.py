@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from conveyor.serving.config import ServeConfig
 
 
 @click.command("serve")
@@ -23,13 +27,19 @@ import click
 @click.option("--timeout", default=10.0, show_default=True, type=float, help="Seconds a request may wait.")
 @click.option("--no-log", is_flag=True, help="Do not write the prediction log.")
 @click.option("--poll", default=5.0, show_default=True, type=float, help="Seconds between alias checks.")
+@click.option("--auth", is_flag=True,
+              help="Require a token of the tracking server (always on for non-loopback binds).")
+@click.option("--auth-cache", "auth_cache", default=5.0, show_default=True, type=float,
+              help="Seconds a token check is reused (a revoked token stops working within this).")
 def serve_command(model_uri: str, host: str, port: int, workers: int, project: str | None, canary: str | None,
                   canary_weight: float, shadow: str | None, max_batch_size: int, max_wait_ms: float,
-                  max_rows: int, rate_limit: float, timeout: float, no_log: bool, poll: float) -> None:
+                  max_rows: int, rate_limit: float, timeout: float, no_log: bool, poll: float, auth: bool,
+                  auth_cache: float) -> None:
     """Serve MODEL_URI (models:/NAME@ALIAS follows the alias) over HTTP."""
     import uvicorn
 
     from conveyor.registry.service import parse_model_uri
+    from conveyor.server.config import is_loopback
     from conveyor.serving.config import CONFIG_ENV, ServeConfig
     from conveyor.tracking import fluent
 
@@ -38,11 +48,32 @@ def serve_command(model_uri: str, host: str, port: int, workers: int, project: s
         model=model_uri, canary=canary, canary_weight=canary_weight, shadow=shadow,
         project=project or fluent.get_project(), max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
         max_rows=max_rows, rate_limit=rate_limit, timeout=timeout, log_predictions=not no_log, poll=poll,
+        auth=auth or not is_loopback(host), auth_cache_seconds=auth_cache,
     )
+    if config.auth:
+        _check_auth_backend(config)
     os.environ[CONFIG_ENV] = config.to_json()  # each worker process builds its app from it
-    click.echo(f"serving {model_uri} on http://{host}:{port} ({workers} worker(s))", err=True)
+    mode = "auth ON" if config.auth else "auth off (loopback only)"
+    click.echo(f"serving {model_uri} on http://{host}:{port} ({workers} worker(s), {mode})", err=True)
+    # uvicorn picks httptools and uvloop when they are installed (the server extra has them).
     uvicorn.run("conveyor.serving.app:from_environment", factory=True, host=host, port=port,
                 workers=workers, log_level="warning", access_log=False)
+
+
+def _check_auth_backend(config: ServeConfig) -> None:
+    """Fail before binding if tokens cannot be checked; say so when there is nobody to log in yet."""
+    import conveyor as cv
+    from conveyor.serving.auth import TokenGate
+
+    registry = cv.models.registry(config.project)
+    store = registry.store
+    TokenGate.for_store(store, registry.project)  # raises when it cannot check tokens
+    governance: Any = getattr(store, "governance", None)
+    if callable(getattr(governance, "authenticate", None)) and not governance.list_principals():
+        click.echo("auth is on and no user exists yet: create one with\n"
+                       "  conveyor users create NAME   (prints its token once)\n"
+                       f"  conveyor users grant NAME --project {registry.project} --role viewer",
+                       err=True)
 
 
 @click.command("predict")

@@ -15,6 +15,12 @@ known shape, 413 for too many bytes or rows, 422 with every signature problem,
 429 with ``Retry-After`` past the client's rate, 503 when the queue is full or a
 request waited too long. A model that raises answers 500 with the request id
 and the error class only; other requests in the same batch are still answered.
+Such failures inside the service (500, 503) are also written to the prediction
+log as error rows, which is where the automation agent reads error rates.
+
+The two prediction routes run on raw ASGI (:mod:`conveyor.serving.asgi`); the
+others, and the lifespan, on Starlette. With auth on (:mod:`conveyor.serving.auth`)
+every route but ``/health`` and ``/ready`` needs a token of the tracking server.
 """
 
 from __future__ import annotations
@@ -38,16 +44,29 @@ from conveyor.core.errors import (
     InvalidArgument,
     NotFound,
     PayloadTooLarge,
-    error_body,
+    Unauthenticated,
 )
 from conveyor.core.ids import new_id
 from conveyor.serving import inputs
+from conveyor.serving.asgi import (
+    ClientGone,
+    Receive,
+    Scope,
+    Send,
+    dumps,
+    error_payload,
+    failure_body,
+    headers_of,
+    read_body,
+    send_json,
+)
+from conveyor.serving.auth import TokenGate
 from conveyor.serving.batching import Overloaded
 from conveyor.serving.config import ServeConfig
 from conveyor.serving.limits import RateLimiter
 from conveyor.serving.live import LiveModel
 from conveyor.serving.telemetry import Telemetry
-from conveyor.serving.variants import Job, Variant, pick_canary
+from conveyor.serving.variants import Job, PredictionFailed, Variant, pick_canary
 
 log = logging.getLogger(__name__)
 _JSON = orjson.OPT_SERIALIZE_NUMPY
@@ -58,29 +77,10 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
                     headers=headers)
 
 
-def _failure(status: int, code: str, message: str, *, field: str | None = None,
-             headers: dict[str, str] | None = None, **details: Any) -> Response:
-    """The error shape every Conveyor HTTP face uses: ``{"error": {"code", "message", "field", ...}}``."""
-    return _json(error_body(code, message, field, **details), status, headers)
-
-
 def _error(exc: ConveyorError, request_id: str | None = None) -> Response:
-    details: dict[str, Any] = {}
-    problems = getattr(exc, "problems", None)
-    if problems:
-        details["problems"] = [{"column": c, "problem": p} for c, p in problems]
-    if request_id:
-        details["request_id"] = request_id
-    return _failure(exc.http_status, exc.code, exc.message, field=exc.field, **details)
-
-
-def _plain(output: Any) -> Any:
-    """Model output as JSON-ready values (DataFrames as records)."""
-    if hasattr(output, "to_dict") and hasattr(output, "columns"):
-        return output.to_dict(orient="records")
-    if hasattr(output, "tolist"):
-        return output.tolist()
-    return output
+    headers = {"www-authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+    return Response(error_payload(exc, request_id), status_code=exc.http_status, media_type="application/json",
+                    headers=headers)
 
 
 @dataclass
@@ -95,6 +95,7 @@ class Service:
     limiter: RateLimiter | None = None
     writer: Any = None  # PredictionLogWriter
     prediction_log: Any = None
+    gate: TokenGate | None = None  # auth on: the tracking server's tokens and roles
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @property
@@ -103,6 +104,20 @@ class Service:
 
     def variants(self) -> list[Variant]:
         return [v for v in (self.primary, self.canary, self.shadow) if v is not None]
+
+    async def authorize(self, authorization: bytes | str | None, role: str) -> None:
+        """401/403 unless auth is off or the caller holds ``role`` on the model's project."""
+        if self.gate is not None:
+            await self.gate.require(authorization, role)
+
+    def record_error(self, variant: Variant | None, request_id: str, error: BaseException, arrived: float,
+                     version: int | None = None) -> None:
+        """A request that failed inside the service becomes an error row of the prediction log."""
+        if self.writer is None or variant is None:
+            return
+        if version is None and variant.loaded is not None:
+            version = variant.loaded.version
+        self.writer.add_columns(self.name, variant.error_columns(request_id, error, arrived, version))
 
 
 def build_service(config: ServeConfig, registry: Any) -> Service:
@@ -122,8 +137,13 @@ def build_service(config: ServeConfig, registry: Any) -> Service:
         return Variant(role, live, max_batch_size=config.max_batch_size, max_wait_ms=config.max_wait_ms,
                        max_queue_rows=config.max_queue_rows, on_batch=telemetry.batch, log=sink)
 
+    gate = None
+    if config.auth:
+        gate = TokenGate.for_store(registry.store, config.project or registry.project,
+                                   cache_seconds=config.auth_cache_seconds)
     return Service(
         config=config,
+        gate=gate,
         primary=variant("primary", config.model),
         canary=variant("canary", config.canary) if config.canary else None,
         shadow=variant("shadow", config.shadow) if config.shadow else None,
@@ -152,61 +172,95 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _client_key(request: Request) -> str:
-    auth = request.headers.get("authorization", "")
+def _client_key(headers: dict[bytes, bytes], scope: Scope) -> str:
+    auth = headers.get(b"authorization")
     if auth:
-        return auth
-    return request.client.host if request.client else "unknown"
+        return auth.decode("latin-1")
+    client = scope.get("client")
+    return client[0] if client else "unknown"
 
 
-async def _predict(request: Request, *, mlflow: bool) -> Response:
-    service = _service(request)
+async def predict_asgi(service: Service, scope: Scope, receive: Receive, send: Send, *,
+                       name: str | None) -> None:
+    """``POST /v1/models/{name}/predict`` (``name`` given) or ``POST /invocations`` (``name`` None)."""
     started = time.perf_counter()
-    request_id = request.headers.get("x-request-id") or new_id()
+    mlflow = name is None
+    headers = headers_of(scope)
+    given_id = headers.get(b"x-request-id")
+    request_id = given_id.decode("latin-1") if given_id else new_id()
     route = "invocations" if mlflow else "predict"
     status = 200
+    variant: Variant | None = None
+    job: Job | None = None
+    failure: bytes | None = None
+    extra: list[tuple[bytes, bytes]] | None = None
     try:
-        if not mlflow and request.path_params["name"] != service.name:
-            raise NotFound(f"this service serves {service.name!r}, not {request.path_params['name']!r}",
-                           field="name")
+        if name is not None and name != service.name:
+            raise NotFound(f"this service serves {service.name!r}, not {name!r}", field="name")
+        if service.gate is not None:
+            await service.authorize(headers.get(b"authorization"), "viewer")
         if service.limiter is not None:
-            wait = service.limiter.check(_client_key(request))
+            wait = service.limiter.check(_client_key(headers, scope))
             if wait:
                 status = 429
-                return _failure(429, "RATE_LIMITED", "too many requests; slow down", request_id=request_id,
-                                headers={"retry-after": service.limiter.retry_after(wait)})
-        body = await _read_body(request, service.config.max_body_bytes)
+                failure = failure_body("RATE_LIMITED", "too many requests; slow down", request_id=request_id)
+                extra = [(b"retry-after", service.limiter.retry_after(wait).encode())]
+                return
+        body = await read_body(receive, headers, service.config.max_body_bytes)
         rows = inputs.parse(body, max_rows=service.config.max_rows, mlflow=mlflow)
-        use_canary = service.canary is not None and pick_canary(
-            request.headers.get("x-client-key") or request_id, service.config.canary_weight)
-        variant = service.canary if use_canary and service.canary is not None else service.primary
+        variant = service.primary
+        if service.canary is not None:
+            key = headers.get(b"x-client-key")
+            if pick_canary(key.decode("latin-1") if key else request_id, service.config.canary_weight):
+                variant = service.canary
         if variant.loaded is None and variant is service.canary:
             variant = service.primary  # no challenger to try yet (alias unset or not loadable): the primary answers
         if variant.loaded is None:
             raise Overloaded(f"{variant.live.uri} is not loaded yet")
         job = Job(rows, request_id, started)
-        version, output = await asyncio.wait_for(variant.batcher.submit(job), service.config.timeout)
-    except TimeoutError:
+        async with asyncio.timeout(service.config.timeout):
+            version, output = await variant.batcher.submit(job)
+    except TimeoutError as exc:
         status = 503
-        return _failure(503, "TIMEOUT", f"no prediction within {service.config.timeout} s", request_id=request_id)
+        failure = failure_body("TIMEOUT", f"no prediction within {service.config.timeout} s", request_id=request_id)
+        if variant is not None and job is not None and variant.abandon(job):  # not if its answer made it into the log meanwhile
+            service.record_error(variant, request_id, exc, started)
+    except PredictionFailed as exc:  # the model raised on these rows
+        status = 500
+        log.warning("request %s: the model raised %s: %s", request_id, type(exc.error).__name__, exc.error)
+        failure = failure_body("PREDICTION_FAILED", f"the model raised {type(exc.error).__name__}",
+                               request_id=request_id)
+        service.record_error(variant, request_id, exc.error, started, exc.version)
     except ConveyorError as exc:
         status = exc.http_status
-        return _error(exc, request_id)
-    except Exception as exc:  # the model raised on these rows
+        failure = error_payload(exc, request_id)
+        if isinstance(exc, Unauthenticated):
+            extra = [(b"www-authenticate", b"Bearer")]
+        if status >= 500:  # the service could not answer (queue full, not loaded): not the client's fault
+            service.record_error(variant, request_id, exc, started)
+    except ClientGone:
+        status = 499
+        return
+    except Exception as exc:  # anything else that broke while answering
         status = 500
-        log.warning("request %s: the model raised %s: %s", request_id, type(exc).__name__, exc)
-        return _failure(500, "PREDICTION_FAILED", f"the model raised {type(exc).__name__}", request_id=request_id)
+        log.warning("request %s failed: %s: %s", request_id, type(exc).__name__, exc)
+        failure = failure_body("PREDICTION_FAILED", f"the model raised {type(exc).__name__}", request_id=request_id)
+        service.record_error(variant, request_id, exc, started)
     finally:
         service.telemetry.request(service.name, route, status, time.perf_counter() - started)
+        if failure is not None:
+            await send_json(send, status, failure, extra)
+    if failure is not None:
+        return
     service.telemetry.answered(service.name, version)
     if service.shadow is not None and service.shadow.loaded is not None:
         task = asyncio.get_running_loop().create_task(_mirror(service, Job(rows, request_id, started)))
         service.background.add(task)
         task.add_done_callback(service.background.discard)
-    predictions = _plain(output)
-    answer = {"predictions": predictions} if mlflow else {
-        "predictions": predictions, "model": service.name, "version": version, "request_id": request_id}
-    return _json(answer, headers={"x-model-version": str(version), "x-request-id": request_id})
+    answer = {"predictions": output} if mlflow else {
+        "predictions": output, "model": service.name, "version": version, "request_id": request_id}
+    await send_json(send, 200, dumps(answer), [(b"x-model-version", str(version).encode()),
+                                               (b"x-request-id", request_id.encode("latin-1"))])
 
 
 async def _mirror(service: Service, job: Job) -> None:
@@ -214,19 +268,22 @@ async def _mirror(service: Service, job: Job) -> None:
     shadow = service.shadow
     assert shadow is not None
     try:
-        version, _ = await asyncio.wait_for(shadow.batcher.submit(job), service.config.timeout)
+        async with asyncio.timeout(service.config.timeout):
+            version, _ = await shadow.batcher.submit(job)
+    except TimeoutError as exc:
+        if shadow.abandon(job):
+            service.record_error(shadow, job.request_id, exc, job.arrived)
+        return
+    except PredictionFailed as exc:
+        log.info("shadow %s failed on request %s: %s", shadow.live.uri, job.request_id, type(exc.error).__name__)
+        service.record_error(shadow, job.request_id, exc.error, job.arrived, exc.version)
+        return
     except Exception as exc:
         log.info("shadow %s failed on request %s: %s", shadow.live.uri, job.request_id, type(exc).__name__)
+        if not (isinstance(exc, ConveyorError) and exc.http_status < 500):
+            service.record_error(shadow, job.request_id, exc, job.arrived)
         return
     service.telemetry.answered(service.name, f"{version}-shadow")
-
-
-async def predict(request: Request) -> Response:
-    return await _predict(request, mlflow=False)
-
-
-async def invocations(request: Request) -> Response:
-    return await _predict(request, mlflow=True)
 
 
 async def feedback(request: Request) -> Response:
@@ -235,6 +292,7 @@ async def feedback(request: Request) -> Response:
     try:
         if request.path_params["name"] != service.name:
             raise NotFound(f"this service serves {service.name!r}", field="name")
+        await service.authorize(request.headers.get("authorization"), "editor")
         payload = inputs.loads(await _read_body(request, service.config.max_body_bytes))
         if not isinstance(payload, dict):
             raise InvalidArgument("the body must be a JSON object", field="body")
@@ -260,6 +318,10 @@ async def metadata(request: Request) -> Response:
     service = _service(request)
     if request.path_params["name"] != service.name:
         return _error(NotFound(f"this service serves {service.name!r}", field="name"))
+    try:
+        await service.authorize(request.headers.get("authorization"), "viewer")
+    except ConveyorError as exc:
+        return _error(exc)
     out: dict[str, Any] = {"name": service.name}
     for variant in service.variants():
         loaded = variant.loaded
@@ -295,13 +357,45 @@ async def ready(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     service = _service(request)
+    try:
+        await service.authorize(request.headers.get("authorization"), "viewer")
+    except ConveyorError as exc:
+        return _error(exc)
     for variant in service.variants():
         if variant.loaded is not None and variant.role == "primary":
             service.telemetry.live_version[service.name] = str(variant.loaded.version)
     return PlainTextResponse(service.telemetry.render(), media_type="text/plain; version=0.0.4")
 
 
-def create_app(config: ServeConfig, registry: Any) -> Starlette:
+async def _raw_only(request: Request) -> Response:
+    service = _service(request)
+    name = request.path_params.get("name")
+    return _error(NotFound(f"this service serves {service.name!r}, not {name!r}", field="name"))
+
+
+class ServingApp:
+    """The ASGI app: the prediction routes on raw ASGI, everything else (and the lifespan) on Starlette."""
+
+    def __init__(self, service: Service, fallback: Starlette) -> None:
+        self.service = service
+        self.fallback = fallback
+        self.state = fallback.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            if path == "/invocations":
+                await predict_asgi(self.service, scope, receive, send, name=None)
+                return
+            if path.startswith("/v1/models/") and path.endswith("/predict"):
+                name = path[len("/v1/models/"):-len("/predict")]
+                if name and "/" not in name:
+                    await predict_asgi(self.service, scope, receive, send, name=name)
+                    return
+        await self.fallback(scope, receive, send)
+
+
+def create_app(config: ServeConfig, registry: Any) -> ServingApp:
     """The ASGI app serving ``config.model`` from ``registry`` (a ``ModelRegistry``)."""
     service = build_service(config, registry)
 
@@ -322,8 +416,9 @@ def create_app(config: ServeConfig, registry: Any) -> Starlette:
                 await loop.run_in_executor(None, service.writer.close)
 
     routes = [
-        Route("/v1/models/{name}/predict", predict, methods=["POST"]),
-        Route("/invocations", invocations, methods=["POST"]),
+        # POSTs to these two never get here (ServingApp answers them on raw ASGI); other methods get a 405.
+        Route("/v1/models/{name}/predict", _raw_only, methods=["POST"]),
+        Route("/invocations", _raw_only, methods=["POST"]),
         Route("/v1/models/{name}/feedback", feedback, methods=["POST"]),
         Route("/v1/models/{name}", metadata, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
@@ -332,10 +427,10 @@ def create_app(config: ServeConfig, registry: Any) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.service = service
-    return app
+    return ServingApp(service, app)
 
 
-def from_environment() -> Starlette:
+def from_environment() -> ServingApp:
     """The app of one ``conveyor serve`` worker, from the configuration the command left in the environment."""
     import os
 

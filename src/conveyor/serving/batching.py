@@ -101,13 +101,17 @@ class MicroBatcher:
         self._pool.shutdown(wait=True)
 
     def _take(self) -> list[_Item]:
+        """The next batch; requests that stopped waiting (timed out, client gone) are dropped unseen."""
         taken: list[_Item] = []
         rows = 0
         while self._queue and (not taken or rows + self._size(self._queue[0].payload) <= self.max_batch_size):
             item = self._queue.popleft()
-            rows += self._size(item.payload)
+            n = self._size(item.payload)
+            self._queued_rows -= n
+            if item.future.done():
+                continue
+            rows += n
             taken.append(item)
-        self._queued_rows -= rows
         return taken
 
     async def _run(self) -> None:
@@ -120,6 +124,8 @@ class MicroBatcher:
                 if self.max_wait and self._queued_rows < self.max_batch_size:
                     await asyncio.sleep(self.max_wait)
                 batch = self._take()
+                if not batch:
+                    continue
                 started = time.perf_counter()
                 try:
                     results = await loop.run_in_executor(self._pool, self._predict, [i.payload for i in batch])

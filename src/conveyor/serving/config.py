@@ -29,6 +29,10 @@ class ServeConfig:
         rate_limit: requests per second per client (token or address); 0 turns it off.
         log_predictions: append requests and responses to the prediction log.
         poll: seconds between checks of the followed alias.
+        auth: require a token of the tracking server (``viewer`` on the project to predict,
+            ``editor`` to send feedback); ``conveyor serve`` turns it on for non-loopback binds.
+        auth_cache_seconds: how long a token's check is reused (a revoked token stops working
+            within this time); 0 checks the store on every request.
     """
 
     model: str
@@ -46,6 +50,8 @@ class ServeConfig:
     rate_burst: float | None = None
     log_predictions: bool = True
     poll: float = 5.0
+    auth: bool = False
+    auth_cache_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.canary_weight <= 1.0:
@@ -57,7 +63,7 @@ class ServeConfig:
         for name in ("max_batch_size", "max_queue_rows", "max_rows", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise InvalidArgument(f"{name} must be at least 1", field=name)
-        for name in ("max_wait_ms", "rate_limit", "poll"):
+        for name in ("max_wait_ms", "rate_limit", "poll", "auth_cache_seconds"):
             if getattr(self, name) < 0:
                 raise InvalidArgument(f"{name} must not be negative", field=name)
         if self.timeout <= 0:

@@ -11,10 +11,20 @@ A segment is written atomically (the backends guarantee it), so a reader sees
 whole segments or nothing. Each prediction row holds the input features as
 their own columns (so drift reads them without parsing), plus reserved columns
 that start with an underscore: ``_request_id``, ``_ts`` (ms since the epoch),
-``_model``, ``_version``, ``_latency_ms`` and ``_prediction``. Feedback rows hold
+``_model``, ``_version``, ``_latency_ms``, ``_prediction``, and from the serving
+layer ``_variant`` and ``_row`` (the row's index in its request). Feedback rows hold
 ``_request_id``, ``_ts`` and ``_label``; the newest label for a request wins,
 and labels may arrive days after the prediction (they are joined by request id
 over whatever window is read).
+
+A request that failed inside the service (the model raised, it timed out, the
+queue was full) is one *error row*: ``_request_id``, ``_ts``, ``_model``,
+``_version`` and ``_error`` (``"ValueError: hour 99 does not exist"``), no
+features and no prediction. :meth:`PredictionLog.read` leaves error rows out
+unless asked (monitoring sees answered predictions only), and
+:meth:`PredictionLog.error_rate` gives failed / (answered + failed) requests of a
+version over a window, which is what the automation agent watches, and
+:meth:`PredictionLog.error_rates` the counts per version.
 
 :class:`PredictionLogWriter` batches appends in memory and writes from a
 background thread, so the request path only pays for a list append.
@@ -26,6 +36,8 @@ Example::
                                 "_latency_ms": 1.2, "_prediction": 118.0, "temp": 0.24, "hr": 8}])
     log.add_feedback("bike-demand", [("r1", 121.0)])
     window = log.read("bike-demand", start_ms=..., end_ms=...)   # pandas, labels joined
+    log.error_rate("bike-demand", start_ms, end_ms, version=3)   # 0.0013: failed / (answered + failed)
+    log.error_rates("bike-demand", start_ms, end_ms)              # {3: ErrorRate(answered=.., failed=..)}
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,7 +59,26 @@ from conveyor.stores.artifacts.base import ByteBackend
 log = logging.getLogger(__name__)
 
 RESERVED = ("_request_id", "_ts", "_model", "_version", "_latency_ms", "_prediction")
+ERROR = "_error"  # set on error rows only
+ROW = "_row"  # a row's index within its request: 0 marks one answered request
 DAY = 86_400_000
+
+
+@dataclass(frozen=True)
+class ErrorRate:
+    """Requests of one version in a window: answered, failed, and the share that failed."""
+
+    answered: int
+    failed: int
+
+    @property
+    def requests(self) -> int:
+        return self.answered + self.failed
+
+    @property
+    def rate(self) -> float:
+        """failed / (answered + failed); 0.0 when there were no requests."""
+        return self.failed / self.requests if self.requests else 0.0
 
 
 def _uniform(values: Any) -> Any:
@@ -108,6 +140,8 @@ class PredictionLog:
 
     def append_columns(self, model: str, columns: dict[str, Any]) -> str | None:
         """Write one segment from equal-length columns (what the writer gathers)."""
+        import numpy as np
+
         v.check_name(model, "model")
         for key in ("_request_id", "_ts"):
             if key not in columns:
@@ -116,7 +150,7 @@ class PredictionLog:
         if n == 0:
             return None
         table = _table({**columns, "_model": [model] * n})
-        return self._write("predictions", model, table, int(min(columns["_ts"])))
+        return self._write("predictions", model, table, int(np.min(columns["_ts"])))
 
     def add_feedback(self, model: str, labels: Iterable[tuple[str, Any] | tuple[str, Any, int]]) -> str | None:
         """Record ground-truth labels by request id (``(request_id, label[, ts_ms])``)."""
@@ -133,10 +167,15 @@ class PredictionLog:
         return self._write("feedback", model, table, min(r["_ts"] for r in rows))
 
     def _write(self, kind: str, model: str, table: Any, first_ms: int) -> str:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
+        # Dictionary-encode text that repeats (model, variant, categories), never the request ids or the
+        # numbers: trying a dictionary on every float column cost most of the write.
+        repeats = [f.name for f in table.schema if f.name != "_request_id"
+                   and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
         buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="zstd")
+        pq.write_table(table, buffer, compression="zstd", use_dictionary=repeats)
         key = f"{self._prefix}{kind}/{model}/day={_day(first_ms)}/{first_ms:013d}-{new_id()}.parquet"
         self.backend.put_bytes(key, buffer.getvalue())
         return key
@@ -151,11 +190,20 @@ class PredictionLog:
         for day in _days(start_ms, end_ms):
             yield from self.backend.list(f"{base}day={day}/")
 
-    def _read(self, kind: str, model: str, start_ms: int | None, end_ms: int | None) -> Any:
+    def _read(self, kind: str, model: str, start_ms: int | None, end_ms: int | None,
+              columns: Sequence[str] | None = None) -> Any:
+        """The segments as one Arrow table; ``columns`` reads only those a segment has."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        tables = [pq.read_table(io.BytesIO(self.backend.get_bytes(k))) for k in self._segments(kind, model, start_ms, end_ms)]
+        tables = []
+        for key in self._segments(kind, model, start_ms, end_ms):
+            source = pq.ParquetFile(io.BytesIO(self.backend.get_bytes(key)))
+            if columns is None:
+                tables.append(source.read())
+            else:
+                present = set(source.schema_arrow.names)
+                tables.append(source.read(columns=[c for c in columns if c in present]))
         if not tables:
             return None
         return pa.concat_tables(tables, promote_options="permissive")
@@ -168,8 +216,13 @@ class PredictionLog:
         end_ms: int | None = None,
         version: int | None = None,
         with_labels: bool = True,
+        include_errors: bool = False,
     ) -> Any:
-        """Predictions in ``[start_ms, end_ms)`` as a pandas DataFrame, labels joined as ``_label``."""
+        """Predictions in ``[start_ms, end_ms)`` as a pandas DataFrame, labels joined as ``_label``.
+
+        Error rows (requests that failed in the service) are left out unless
+        ``include_errors``; then they come with their ``_error`` text and no prediction.
+        """
         import pandas as pd
 
         v.check_name(model, "model")
@@ -184,11 +237,66 @@ class PredictionLog:
             keep &= df["_ts"] < end_ms
         if version is not None:
             keep &= df["_version"] == version
+        if ERROR in df.columns and not include_errors:
+            keep &= df[ERROR].isna()
         df = df[keep].sort_values("_ts", kind="stable").reset_index(drop=True)
+        if ERROR in df.columns and not include_errors:
+            df = df.drop(columns=[ERROR])
         if with_labels:
             labels = self.labels(model)
             df = df.merge(labels, on="_request_id", how="left") if len(labels) else df.assign(_label=None)
         return df
+
+    def error_rate(
+        self, model: str, start_ms: int | None = None, end_ms: int | None = None, version: int | None = None
+    ) -> float:
+        """Failed / (answered + failed) requests of ``version`` (every version: None) in ``[start_ms, end_ms)``.
+
+        0.0 when there were no requests. What the automation agent's ``error_rate`` rule reads;
+        :meth:`error_rates` gives the counts per version.
+        """
+        rates = self.error_rates(model, start_ms, end_ms, version=version)
+        return ErrorRate(sum(r.answered for r in rates.values()), sum(r.failed for r in rates.values())).rate
+
+    def error_rates(
+        self, model: str, start_ms: int | None = None, end_ms: int | None = None, *, version: int | None = None
+    ) -> dict[int | None, ErrorRate]:
+        """Answered and failed requests per version in ``[start_ms, end_ms)``.
+
+        A multi-row request counts once (its row 0). Error rows of requests that
+        failed before any version was loaded are under ``None``. Shadow answers and
+        failures count for their own version, as the challenger's record.
+        """
+        import numpy as np
+
+        v.check_name(model, "model")
+        table = self._read("predictions", model, start_ms, end_ms, columns=["_ts", "_version", ROW, ERROR])
+        if table is None or table.num_rows == 0:
+            return {}
+        ts = table.column("_ts").to_numpy()
+        keep = np.ones(len(ts), dtype=bool)
+        if start_ms is not None:
+            keep &= ts >= start_ms
+        if end_ms is not None:
+            keep &= ts < end_ms
+        names = table.column_names
+        versions = table.column("_version").to_pandas().to_numpy(dtype=float, na_value=np.nan)
+        if version is not None:
+            keep &= versions == version
+        failed = table.column(ERROR).is_valid().to_numpy(zero_copy_only=False) if ERROR in names else \
+            np.zeros(len(ts), dtype=bool)
+        if ROW in names:  # rows 1.. of a multi-row request are not requests of their own
+            row = table.column(ROW).to_pandas().to_numpy(dtype=float, na_value=0.0)
+            first = row == 0
+        else:
+            first = np.ones(len(ts), dtype=bool)
+        out: dict[int | None, ErrorRate] = {}
+        for value in np.unique(versions[keep]):
+            this = keep & (np.isnan(versions) if np.isnan(value) else versions == value)
+            bad = int((this & failed).sum())
+            good = int((this & ~failed & first).sum())
+            out[None if np.isnan(value) else int(value)] = ErrorRate(answered=good, failed=bad)
+        return out
 
     def labels(self, model: str) -> Any:
         """The newest label per request id (labels can arrive any time after the prediction)."""
@@ -213,15 +321,18 @@ def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """
     import numpy as np
 
-    names: dict[str, None] = {}
-    for part in parts:
-        names.update(dict.fromkeys(part))
+    first = parts[0].keys()
+    if all(part.keys() == first for part in parts):  # the usual case: every batch has the same columns
+        names: dict[str, None] = dict.fromkeys(first)
+    else:
+        names = {}
+        for part in parts:
+            names.update(dict.fromkeys(part))
     merged: dict[str, Any] = {}
     for name in names:
         chunks = [part.get(name) for part in parts]
-        arrays = [c for c in chunks if isinstance(c, np.ndarray)]
-        if len(arrays) == len(chunks):
-            merged[name] = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+        if set(map(type, chunks)) == {np.ndarray}:
+            merged[name] = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]  # type: ignore[arg-type]
             continue
         values: list[Any] = []
         for part, chunk in zip(parts, chunks, strict=True):
@@ -241,7 +352,7 @@ class PredictionLogWriter:
     stops the thread. A failed write keeps the rows for the next attempt.
     """
 
-    def __init__(self, log_: PredictionLog, *, interval: float = 2.0, max_rows: int = 5_000) -> None:
+    def __init__(self, log_: PredictionLog, *, interval: float = 2.0, max_rows: int = 100_000) -> None:
         self._log = log_
         self._interval = interval
         self._max_rows = max_rows
@@ -292,6 +403,8 @@ class PredictionLogWriter:
         self.flush()
 
     def _run(self) -> None:
+        import pyarrow.parquet  # noqa: F401  (imported now, not in the first flush while requests wait)
+
         while not self._closed:
             self._wake.wait(self._interval)
             self._wake.clear()

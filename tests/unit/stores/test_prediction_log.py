@@ -97,3 +97,32 @@ def test_a_failed_write_keeps_the_rows_for_the_next_flush(tmp_path: Path) -> Non
     writer.add("m", rows(1, T0 + 5000, prefix="late")[0])
     writer.close()
     assert list(log.read("m")["_request_id"]) == ["r0", "r1", "r2", "late0"]
+
+
+def test_error_rows_stay_out_of_reads_and_make_the_error_rate(log: PredictionLog) -> None:
+    log.append("m", rows(4, T0))  # an older segment: no _row, no _error columns; each row one request
+    answered = [{"_request_id": f"q:{k}", "_ts": T0 + 10_000, "_version": 2, "_row": k, "_prediction": 1.0,
+                 "temp": 0.5} for k in range(3)]  # one 3-row request
+    log.append("m", answered)
+    errors = [
+        {"_request_id": "e1", "_ts": T0 + 20_000, "_version": 2, "_row": 0, "_error": "ValueError: bad hour"},
+        {"_request_id": "e2", "_ts": T0 + 20_000, "_version": 1, "_row": 0, "_error": "TimeoutError"},
+        {"_request_id": "e3", "_ts": T0 + 20_000, "_version": None, "_row": 0, "_error": "Overloaded: not loaded"},
+        {"_request_id": "e4", "_ts": T0 + 5 * DAY, "_version": 2, "_row": 0, "_error": "ValueError: later"},
+    ]
+    log.append("m", errors)
+    df = log.read("m")
+    assert len(df) == 7 and "_error" not in df.columns and df["_prediction"].notna().all()
+    with_errors = log.read("m", include_errors=True)
+    assert len(with_errors) == 11 and with_errors["_error"].notna().sum() == 4
+    assert len(log.read("m", version=2, include_errors=True)) == 5
+    rates = log.error_rates("m", T0, T0 + DAY)
+    assert {v: (r.answered, r.failed) for v, r in rates.items()} == {1: (4, 1), 2: (1, 1), None: (0, 1)}
+    assert rates[1].rate == pytest.approx(0.2) and rates[2].rate == 0.5 and rates[2].requests == 2
+    assert log.error_rates("m", T0, T0 + DAY, version=2) == {2: rates[2]}
+    assert log.error_rates("m", version=2)[2].failed == 2  # no window: everything
+    assert log.error_rate("m", T0, T0 + DAY, version=1) == pytest.approx(0.2)  # what the agent reads
+    assert log.error_rate("m", T0, T0 + DAY) == pytest.approx(3 / 8)  # every version
+    assert log.error_rate("m", T0, T0 + DAY, version=7) == 0.0
+    assert log.error_rates("m", T0 + 2 * DAY, T0 + 3 * DAY) == {}
+    assert log.error_rates("nothing-here") == {} and log.error_rate("nothing-here") == 0.0
