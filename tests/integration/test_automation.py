@@ -147,6 +147,8 @@ def test_a_trial_that_holds_becomes_champion_and_is_watched(world: dict[str, Any
     firing = cv.automation.history("retrain")[0]
     assert firing.state == "canary" and firing.candidate == 2
     assert cv.models.get_model("toy").aliases == {"champion": 1, "challenger": 2}
+    weight = cv.models.get_model("toy").tags.get("conveyor.canary_weight")
+    assert weight == ("0.1" if mode == "canary" else None)  # deployments following the model route this share
     rows = june.iloc[200:400]
     if mode == "canary":  # the two versions split the requests
         serve_rows(2, rows.iloc[::2], predict(2, rows.iloc[::2]), variant="canary")
@@ -161,6 +163,8 @@ def test_a_trial_that_holds_becomes_champion_and_is_watched(world: dict[str, Any
     firing = cv.automation.history("retrain")[0]
     assert firing.state == "watching", firing.steps[-1]
     assert cv.models.get_model("toy").aliases == {"champion": 2}  # challenger alias dropped
+    if mode == "canary":
+        assert cv.models.get_model("toy").tags["conveyor.canary_weight"] == "0"
     assert "trial held" in firing.steps[-1]["message"]
     time.sleep(2.1)
     a.run_once()

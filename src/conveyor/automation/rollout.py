@@ -277,6 +277,8 @@ class Step:
         passed = f"the gate passed version {candidate} (compared with " \
                  f"{'version ' + str(champion) if champion else 'no champion'}); it is {promote.challenger}"
         if trial is not None and champion is not None:
+            if trial.mode == "canary":
+                self.set_canary_weight(trial.weight)
             started = self.w.now()
             self.move(CANARY, f"{passed}; {trial.mode} trial for {trial.duration}"
                       + (f" at {trial.weight:.0%} of traffic" if trial.mode == "canary" else ""),
@@ -316,8 +318,19 @@ class Step:
         self.move(WATCHING, f"{message}; watching it for {self.spec.rollback.within}", details, previous=champion,
                   evidence={"promoted_at": now, "previous_live": previous_live})
 
+    def set_canary_weight(self, weight: float) -> None:
+        """Tell deployments that follow the model's canary weight what share the challenger gets."""
+        from conveyor.serving.config import CANARY_WEIGHT_TAG
+
+        registry = self.w.registry(self.automation.project)
+        if registry.get_model(self.model).tags.get(CANARY_WEIGHT_TAG) != f"{weight:g}":
+            registry.records.update_model(self.automation.project, self.model,
+                                          tags={CANARY_WEIGHT_TAG: f"{weight:g}"})
+
     def drop_challenger(self) -> None:
         assert self.spec.promote is not None
+        if self.spec.promote.canary is not None and self.spec.promote.canary.mode == "canary":
+            self.set_canary_weight(0.0)  # before the alias goes: no request is routed to a missing challenger
         challenger = self.spec.promote.challenger
         if self.aliases().get(challenger) == self.firing.candidate:
             with contextlib.suppress(NotFound):

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--project", default=None, help="Project of the model (default: the current one).")
 @click.option("--canary", default=None, help="A model URI that answers --canary-weight of the requests.")
-@click.option("--canary-weight", default=0.0, show_default=True, type=float)
+@click.option("--canary-weight", default=None, type=click.FloatRange(0, 1),
+              help="The canary's share of requests (default: follow the weight an automation sets on the model).")
 @click.option("--shadow", default=None, help="A model URI that gets a copy of each request (answers only logged).")
 @click.option("--max-batch-size", default=64, show_default=True, type=int)
 @click.option("--max-wait-ms", default=0.0, show_default=True, type=float)
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 @click.option("--auth-cache", "auth_cache", default=5.0, show_default=True, type=float,
               help="Seconds a token check is reused (a revoked token stops working within this).")
 def serve_command(model_uri: str, host: str, port: int, workers: int, project: str | None, canary: str | None,
-                  canary_weight: float, shadow: str | None, max_batch_size: int, max_wait_ms: float,
+                  canary_weight: float | None, shadow: str | None, max_batch_size: int, max_wait_ms: float,
                   max_rows: int, rate_limit: float, timeout: float, no_log: bool, poll: float, auth: bool,
                   auth_cache: float) -> None:
     """Serve MODEL_URI (models:/NAME@ALIAS follows the alias) over HTTP."""

@@ -190,13 +190,13 @@ class Story:
                                      window="1h", drift_threshold=0.3, metric="rmse",
                                      metric_threshold="rmse > 1.2 * baseline", target=TARGET)
         self.say(f"   monitor {MONITOR}: drift against {self.dataset}@1, rmse against the training score")
-        self.say("\n3. Serving @champion (and @challenger as a 30% canary) on 127.0.0.1")
+        self.say("\n3. Serving @champion on 127.0.0.1, and @challenger as a canary at the share the automation sets")
         from conveyor.serving.app import create_app
         from conveyor.serving.background import running
         from conveyor.serving.config import ServeConfig
 
         config = ServeConfig(model=f"models:/{MODEL}@champion", canary=f"models:/{MODEL}@challenger",
-                             canary_weight=0.3, project=self.project, poll=0.2)
+                             project=self.project, poll=0.2)  # the canary's weight follows the automation
         app = create_app(config, cv.models.registry())
         with running(app) as url:
             r.url = url

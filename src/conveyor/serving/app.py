@@ -62,7 +62,7 @@ from conveyor.serving.asgi import (
 )
 from conveyor.serving.auth import TokenGate
 from conveyor.serving.batching import Overloaded
-from conveyor.serving.config import ServeConfig
+from conveyor.serving.config import CANARY_WEIGHT_TAG, ServeConfig
 from conveyor.serving.limits import RateLimiter
 from conveyor.serving.live import LiveModel
 from conveyor.serving.telemetry import Telemetry
@@ -102,6 +102,13 @@ class Service:
     def name(self) -> str:
         return self.primary.live.name
 
+    @property
+    def canary_weight(self) -> float:
+        """The canary's share now: the configured one, else the model tag an automation sets."""
+        if self.config.canary_weight is not None:
+            return self.config.canary_weight
+        return (self.canary.live.weight or 0.0) if self.canary is not None else 0.0
+
     def variants(self) -> list[Variant]:
         return [v for v in (self.primary, self.canary, self.shadow) if v is not None]
 
@@ -130,7 +137,8 @@ def build_service(config: ServeConfig, registry: Any) -> Service:
         writer = PredictionLogWriter(prediction_log)
 
     def variant(role: str, uri: str) -> Variant:
-        live = LiveModel(registry, uri, poll=config.poll)
+        follows_weight = role == "canary" and config.canary_weight is None
+        live = LiveModel(registry, uri, poll=config.poll, weight_tag=CANARY_WEIGHT_TAG if follows_weight else None)
         sink = None
         if writer is not None:
             sink = lambda _role, columns: writer.add_columns(live.name, columns)  # noqa: E731
@@ -211,7 +219,7 @@ async def predict_asgi(service: Service, scope: Scope, receive: Receive, send: S
         variant = service.primary
         if service.canary is not None:
             key = headers.get(b"x-client-key")
-            if pick_canary(key.decode("latin-1") if key else request_id, service.config.canary_weight):
+            if pick_canary(key.decode("latin-1") if key else request_id, service.canary_weight):
                 variant = service.canary
         if variant.loaded is None and variant is service.canary:
             variant = service.primary  # no challenger to try yet (alias unset or not loadable): the primary answers
@@ -338,7 +346,8 @@ async def metadata(request: Request) -> Response:
         }
     out["version"] = out["primary"]["version"]
     if service.canary is not None:
-        out["canary_weight"] = service.config.canary_weight
+        out["canary_weight"] = service.canary_weight
+        out["canary_weight_from"] = "config" if service.config.canary_weight is not None else CANARY_WEIGHT_TAG
     return _json(out)
 
 

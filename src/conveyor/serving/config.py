@@ -8,6 +8,9 @@ from typing import Any
 
 from conveyor.core.errors import InvalidArgument
 
+#: The model tag an automation sets to the canary's share during a trial; a deployment started
+#: without ``--canary-weight`` follows it.
+CANARY_WEIGHT_TAG = "conveyor.canary_weight"
 #: How ``conveyor serve`` hands its configuration to each worker process.
 CONFIG_ENV = "CONVEYOR_SERVE_CONFIG"
 
@@ -19,6 +22,9 @@ class ServeConfig:
     Attributes:
         model: the model URI to serve, ``models:/NAME@champion`` (followed) or ``models:/NAME/3``.
         canary: a second model URI that answers ``canary_weight`` of the requests.
+        canary_weight: the canary's share of requests; ``None`` follows the served model's
+            ``conveyor.canary_weight`` tag, which an automation sets while it runs a canary
+            trial and clears after (0 while the tag is absent).
         shadow: a model URI that receives a copy of every request; its answers are only logged.
         max_batch_size: rows per model call when concurrent requests are grouped.
         max_wait_ms: extra wait for more rows before a model call (0: none; batches still form under load).
@@ -37,7 +43,7 @@ class ServeConfig:
 
     model: str
     canary: str | None = None
-    canary_weight: float = 0.0
+    canary_weight: float | None = None
     shadow: str | None = None
     project: str | None = None
     max_batch_size: int = 64
@@ -54,7 +60,7 @@ class ServeConfig:
     auth_cache_seconds: float = 5.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.canary_weight <= 1.0:
+        if self.canary_weight is not None and not 0.0 <= self.canary_weight <= 1.0:
             raise InvalidArgument("canary weight must be between 0 and 1", field="canary_weight")
         if self.canary_weight and not self.canary:
             raise InvalidArgument("a canary weight needs a canary model (--canary)", field="canary")

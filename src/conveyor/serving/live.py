@@ -36,12 +36,15 @@ class Loaded:
 
 
 class LiveModel:
-    def __init__(self, registry: ModelRegistry, uri: str, *, poll: float = 5.0) -> None:
+    def __init__(self, registry: ModelRegistry, uri: str, *, poll: float = 5.0, weight_tag: str | None = None) -> None:
         self.registry = registry
         self.uri = uri
         self.name, ref = parse_model_uri(uri)
         self.follows = None if ref.isdigit() else ref  # an alias or "latest"
         self.poll = poll
+        #: a model tag read on every check (the canary's share, set by an automation), and its value
+        self.weight_tag = weight_tag
+        self.weight: float | None = None
         self.current: Loaded | None = None
         self.last_error: str | None = None
         self._stop = threading.Event()
@@ -55,6 +58,8 @@ class LiveModel:
     def refresh(self) -> bool:
         """Load the version the URI points to now, if it changed; True when swapped."""
         with self._lock:
+            if self.weight_tag is not None:
+                self.weight = self._read_weight()
             try:
                 mv = self.registry.resolve(self.uri)
             except NotFound as exc:  # e.g. no challenger yet: normal between rollouts, said quietly
@@ -76,6 +81,22 @@ class LiveModel:
         if previous is not None:
             log.warning("%s now serves version %d (was %d)", self.uri, mv.version, previous.version)
         return True
+
+    def _read_weight(self) -> float | None:
+        """The tag as a share in [0, 1]; ``None`` when absent or not a share (said once)."""
+        assert self.weight_tag is not None
+        try:
+            text = self.registry.get_model(self.name).tags.get(self.weight_tag)
+            value = float(text) if text is not None else None
+        except NotFound:
+            return None
+        except ValueError:
+            value = -1.0
+        if value is not None and not 0.0 <= value <= 1.0:
+            self._failed(f"tag {self.weight_tag} of {self.name} is not a share in [0, 1]; the canary gets no traffic",
+                         level=logging.WARNING)
+            return None
+        return value
 
     def _failed(self, message: str, level: int = logging.ERROR) -> None:
         if message == self.last_error:
