@@ -75,39 +75,28 @@ def test_every_automation_change_is_audited_without_alert_secrets(tmp_path: Path
     assert rows[0].after["spec"]["alerts"] == ["slack"] and "SECRET" not in str(rows)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlMetadataStore]:
-    if request.param == "sqlite":
-        store = SqlMetadataStore(f"sqlite:///{tmp_path / 'conveyor.db'}")
-    else:
-        uri = request.getfixturevalue("postgres_uri")
-        store = SqlMetadataStore(uri)
-        truncate_all(uri)
-    yield store
-    store.close()
 
-
-def test_a_takeover_waits_for_writes_that_passed_the_fence(any_store: SqlMetadataStore) -> None:
-    auto = any_store.automation
+def test_a_takeover_waits_for_writes_that_passed_the_fence(sql_store: SqlMetadataStore) -> None:
+    auto = sql_store.automation
     assert auto.acquire_lease("agent", "a", 60_000).token == 1
     taken: list[Any] = []
     takeover = threading.Thread(
         target=lambda: taken.append(auto.acquire_lease("agent", "b", 60_000, now=now_ms() + 120_000))
     )
-    with write_transaction(any_store.engine) as conn:
+    with write_transaction(sql_store.engine) as conn:
         check_fence(conn, ("agent", 1), now_ms())  # a write of agent a, checked and not yet committed
         takeover.start()
         takeover.join(0.5)
         assert takeover.is_alive() and taken == []
     takeover.join()
     assert taken[0].token == 2
-    with write_transaction(any_store.engine) as conn, pytest.raises(LeaseLost, match="its token is 2"):
+    with write_transaction(sql_store.engine) as conn, pytest.raises(LeaseLost, match="its token is 2"):
         check_fence(conn, ("agent", 1), now_ms())
 
 
-def test_an_expired_lease_fences_writes_even_when_nobody_took_it(any_store: SqlMetadataStore) -> None:
-    auto = any_store.automation
-    made = AutomationStoreContract().make(any_store)
+def test_an_expired_lease_fences_writes_even_when_nobody_took_it(sql_store: SqlMetadataStore) -> None:
+    auto = sql_store.automation
+    made = AutomationStoreContract().make(sql_store)
     assert auto.acquire_lease("agent", "a", 1_000, now=now_ms() - 5_000).token == 1
     with pytest.raises(LeaseLost, match="expired"):
         fire(auto, made.id, fence=("agent", 1))

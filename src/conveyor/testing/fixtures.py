@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,3 +32,20 @@ def conveyor_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
         cv.end_run()
     cv.configure()
     reset_settings()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A fresh :class:`SqlMetadataStore`, once on SQLite and once on PostgreSQL."""
+    from conveyor.stores.metadata.sql.store import SqlMetadataStore
+
+    if request.param == "sqlite":
+        store = SqlMetadataStore(f"sqlite:///{tmp_path / 'conveyor.db'}")
+    else:
+        from conveyor.testing.postgres import truncate_all
+
+        uri = request.getfixturevalue("postgres_uri")
+        store = SqlMetadataStore(uri)  # creates the schema on first use
+        truncate_all(uri)
+    yield store
+    store.close()
