@@ -159,7 +159,8 @@ def evaluate_window(monitor: Monitor, window: Any, *, registry: Any, store: Any)
         performance["slices"], broken = _slices(monitor, window, baseline)
         if monitor.slice_rule and broken:
             degraded = True
-            reasons.append(f"{'; '.join(broken)} break {monitor.metric_threshold!r}"
+            verb = "breaks" if len(broken) == 1 else "break"
+            reasons.append(f"{'; '.join(broken)} {verb} {monitor.metric_threshold!r}"
                            + (f" (baseline {baseline:.4g})" if baseline is not None else ""))
     status = "degraded" if degraded else "drift" if drifted else "ok"
     body = json_safe(report.to_dict() | {"performance": performance, "outlier_rate": outlier_rate})

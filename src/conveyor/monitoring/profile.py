@@ -26,7 +26,6 @@ from conveyor.monitoring import stats
 LOW_CARDINALITY = 5
 MAX_SAMPLE = 100_000  # numeric values kept per column (evenly spaced quantiles beyond)
 MAX_CATEGORIES = 10_000  # categories counted per column; the rest are summed as "other"
-CHUNK_VALUES = 4_000_000  # numeric values converted and sorted at once (32 MB), a block of columns
 KINDS = ("numeric", "categorical")
 
 
@@ -177,26 +176,23 @@ def profile_sorted(
 
 
 def sorted_numeric(frame: Any, names: Sequence[str]) -> Iterator[tuple[str, np.ndarray, int]]:
-    """``(name, sorted non-null values, nulls)`` per numeric column, converted and sorted a block at a time.
+    """``(name, sorted non-null values, nulls)`` per numeric column, one fresh array each.
 
-    Each column is copied once, as floats, into its own contiguous lane of a block
-    of ``CHUNK_VALUES`` values, and sorted there in place: no boolean mask copy to
-    drop nulls (NaN sorts last, so a lane's non-null values are its first
-    ``rows - nulls``), no second copy to sort, one null count for the block. The
-    values are views of the fresh block, never the caller's memory.
+    Each column is copied once, as floats, into an array of its own (contiguous
+    even when the frame keeps the column strided, as one built from a 2-D array
+    does) and sorted there in place: no mask copy to drop the nulls (NaN sorts
+    last, so the non-null values are the first ``rows - nulls``) and no second
+    copy to sort. The values are never the caller's memory. One column at a
+    time on purpose: NumPy's 2-D sort along the rows is about twice as slow as
+    sorting each lane, and a block of columns would raise the peak memory.
     """
     rows = len(frame)
-    step = max(1, CHUNK_VALUES // max(rows, 1))
-    for start in range(0, len(names), step):
-        chunk = list(names[start:start + step])
-        block = np.empty((rows, len(chunk)), order="F")  # one contiguous lane per column
-        for k, name in enumerate(chunk):
-            block[:, k] = frame[name].to_numpy(dtype=float, na_value=np.nan)
-        nulls = np.count_nonzero(np.isnan(block), axis=0)
-        for k, name in enumerate(chunk):
-            lane = block[:, k]
-            lane.sort()  # lane by lane: NumPy's 2-D sort along axis 0 is about twice as slow
-            yield name, lane[: rows - int(nulls[k])], int(nulls[k])
+    for name in names:
+        lane = np.empty(rows)
+        lane[:] = frame[name].to_numpy(dtype=float, na_value=np.nan)
+        nulls = int(np.count_nonzero(np.isnan(lane)))
+        lane.sort()
+        yield name, lane[: rows - nulls], nulls
 
 
 def numeric_profile(name: str, dtype: str, values: np.ndarray, nulls: int, max_sample: int = MAX_SAMPLE) -> ColumnProfile:

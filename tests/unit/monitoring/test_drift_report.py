@@ -159,8 +159,8 @@ def test_drift_leaves_the_callers_frames_as_they_were(bikes: pd.DataFrame) -> No
     pd.testing.assert_frame_equal(cur, before[1])
 
 
-def test_numeric_columns_in_blocks_give_the_report_of_one_column_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    from conveyor.monitoring import profile
+def test_strided_columns_nulls_and_nullable_integers_are_read_right() -> None:
+    from conveyor.monitoring.profile import profile_column
 
     rng = np.random.default_rng(5)
     ref = pd.DataFrame(rng.normal(size=(3_000, 7)), columns=[f"x{i}" for i in range(7)])  # strided columns
@@ -171,10 +171,14 @@ def test_numeric_columns_in_blocks_give_the_report_of_one_column_at_a_time(monke
     cur.loc[::5, "x3"] = pd.NA
     cur["x4"] = np.nan  # empty in the current window
     before = ref.copy(), cur.copy()
-    blocks = drift(ref, cur).to_dict()
-    monkeypatch.setattr(profile, "CHUNK_VALUES", 1)  # one column per block
-    assert drift(ref, cur).to_dict() == blocks
-    assert blocks["columns"]["x2"]["current_null_share"] == pytest.approx(0.25)
-    assert blocks["columns"]["x4"]["status"] == "empty" and blocks["columns"]["x4"]["drifted"] is True
+    profile = ReferenceProfile.from_frame(ref)
+    for name in ref.columns:  # the one-column path (a mask, then a sorted copy) agrees
+        assert profile.columns[name].to_dict() == profile_column(name, ref[name], None).to_dict()
+    assert profile.columns["x1"].nulls == 1_000 and profile.columns["x1"].count == 2_000
+    report = drift(profile, cur).to_dict()["columns"]
+    assert report["x2"]["current_null_share"] == pytest.approx(0.25)
+    assert report["x3"]["current_null_share"] == pytest.approx(0.2) and report["x3"]["status"] == "ok"
+    assert report["x4"]["status"] == "empty" and report["x4"]["drifted"] is True
+    assert drift(ref, cur).to_dict()["columns"] == report
     pd.testing.assert_frame_equal(ref, before[0])
     pd.testing.assert_frame_equal(cur, before[1])
