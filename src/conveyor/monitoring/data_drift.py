@@ -46,7 +46,7 @@ from conveyor.monitoring.profile import (
     category_counts,
     is_number,
     numeric_values,
-    sorted_numeric,
+    sorted_lane,
 )
 
 SMALL_SAMPLE = 1_000
@@ -235,11 +235,11 @@ def drift(
                 f"method {method!r} does not apply to the {col.kind} column {name!r}", field="methods"
             )
         chosen[name] = method, thresholds.get(name, METHODS[method].threshold)
-    # Numeric columns that hold numbers are converted and sorted a block of columns at a time.
+    # Numeric columns that hold numbers: one fresh sorted copy each (``sorted_lane``).
     numbers = [n for n in chosen if profile.columns[n].kind == "numeric" and n in cur.columns and is_number(cur[n])]
     results = {}
-    for name, values, nulls in sorted_numeric(cur, numbers):
-        results[name] = _compare(profile.columns[name], cur[name], *chosen[name], prepared=(values, nulls))
+    for name in numbers:  # the lane is dropped as soon as the column is done
+        results[name] = _compare(profile.columns[name], cur[name], *chosen[name], prepared=sorted_lane(cur[name]))
     for name, (method, threshold) in chosen.items():
         if name not in results:
             results[name] = _compare(profile.columns[name], cur[name] if name in cur.columns else None, method,

@@ -14,7 +14,7 @@ other numbers are numeric, except numeric columns with at most
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,24 +175,22 @@ def profile_sorted(
     return profile_column(name, series, "categorical", max_sample)
 
 
-def sorted_numeric(frame: Any, names: Sequence[str]) -> Iterator[tuple[str, np.ndarray, int]]:
-    """``(name, sorted non-null values, nulls)`` per numeric column, one fresh array each.
+def sorted_lane(series: Any) -> tuple[np.ndarray, int]:
+    """A numeric column's sorted non-null values, in a fresh array, and its number of nulls.
 
-    Each column is copied once, as floats, into an array of its own (contiguous
+    The column is copied once, as floats, into an array of its own (contiguous
     even when the frame keeps the column strided, as one built from a 2-D array
     does) and sorted there in place: no mask copy to drop the nulls (NaN sorts
     last, so the non-null values are the first ``rows - nulls``) and no second
-    copy to sort. The values are never the caller's memory. One column at a
-    time on purpose: NumPy's 2-D sort along the rows is about twice as slow as
-    sorting each lane, and a block of columns would raise the peak memory.
+    copy to sort. Never the caller's memory. One column at a time on purpose:
+    NumPy's 2-D sort along the rows is about twice as slow as sorting each lane,
+    and a block of columns raises the peak memory.
     """
-    rows = len(frame)
-    for name in names:
-        lane = np.empty(rows)
-        lane[:] = frame[name].to_numpy(dtype=float, na_value=np.nan)
-        nulls = int(np.count_nonzero(np.isnan(lane)))
-        lane.sort()
-        yield name, lane[: rows - nulls], nulls
+    lane = np.empty(len(series))
+    lane[:] = series.to_numpy(dtype=float, na_value=np.nan)
+    nulls = int(np.count_nonzero(np.isnan(lane)))
+    lane.sort()
+    return lane[: len(lane) - nulls], nulls
 
 
 def numeric_profile(name: str, dtype: str, values: np.ndarray, nulls: int, max_sample: int = MAX_SAMPLE) -> ColumnProfile:
@@ -241,8 +239,8 @@ class ReferenceProfile:
                 raise InvalidArgument(f"the reference has no column {name!r}", field="columns")
         numbers = [n for n in dict.fromkeys(names) if types.get(n) in (None, "numeric") and is_number(df[n])]
         profiles = {}
-        for name, values, nulls in sorted_numeric(df, numbers):
-            profiles[name] = profile_sorted(name, df[name], values, nulls, types.get(name), max_sample)
+        for name in numbers:
+            profiles[name] = profile_sorted(name, df[name], *sorted_lane(df[name]), types.get(name), max_sample)
         for name in names:
             if name not in profiles:
                 profiles[name] = profile_column(name, df[name], types.get(name), max_sample)

@@ -16,6 +16,8 @@ import numpy as np
 
 #: Proportions below this are raised to it before logs and divisions (PSI, JS).
 EPSILON = 1e-4
+#: Intervals of the larger sample handled at once by ``wasserstein`` (bounds its memory).
+_BLOCK = 1 << 18
 
 
 def ks_2samp(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[float, float]:
@@ -45,28 +47,30 @@ def ks_2samp(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[float, flo
 def wasserstein(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> float:
     """The first Wasserstein (earth mover's) distance between two sorted samples.
 
-    Computed as the area between the two quantile functions, which needs no merge
-    or sort of the values. The quantile function of a sample of ``n`` steps at
-    ``i/n``; scaled by ``n*m``, the steps of both samples are the integers
-    ``i*m`` and ``j*n``, whose merged order is known in closed form (the ``i``-th
-    step of one sample comes after ``ceil(i*m/n)`` steps of the other). On each
-    interval between two consecutive steps both quantile functions are constant,
-    ``ref[t // m]`` and ``cur[t // n]``. Equal steps make empty intervals that
-    weigh nothing, so ties need no care. Linear time; the positions are exact integers.
+    Computed as the area between the two quantile functions, with no merge or
+    sort of the two samples together. The quantile function of a sample of ``n``
+    values steps at ``i/n``. Measured in units of ``1/(n*m)``, the smaller
+    sample's steps fall every ``m`` and the larger one's every ``n <= m``, so an
+    interval of the larger sample holds at most one step of the smaller: the
+    ``j``-th interval ``[j*n, (j+1)*n)`` meets the smaller sample's value
+    ``small[j*n // m]`` and, past that one step, the next value. Exact integer
+    positions, linear time, memory bounded by blocks of ``_BLOCK`` intervals.
     """
     n, m = len(ref_sorted), len(cur_sorted)
-    if n == m:  # the steps coincide: mean absolute difference of the order statistics
+    if n == m:  # the steps coincide: the mean absolute difference of the order statistics
         return float(np.mean(np.abs(ref_sorted - cur_sorted)))
-    i = np.arange(n, dtype=np.int64)
-    j = np.arange(m, dtype=np.int64)
-    steps = np.empty(n + m, dtype=np.int64)
-    steps[i + (i * m + n - 1) // n] = i * m  # after the steps j*n < i*m
-    steps[j + (j * n) // m + 1] = j * n  # after the steps i*m <= j*n
-    widths = np.diff(steps, append=n * m)
-    diff = ref_sorted[steps // m]
-    diff -= cur_sorted[steps // n]
-    np.abs(diff, out=diff)
-    return float(np.dot(diff, widths.astype(float)) / (n * m))
+    small, large = (ref_sorted, cur_sorted) if n < m else (cur_sorted, ref_sorted)
+    n, m = len(small), len(large)
+    total = 0.0
+    for start in range(0, m, _BLOCK):
+        j = np.arange(start, min(start + _BLOCK, m), dtype=np.int64)
+        here = large[start : start + len(j)]
+        first = j * n // m  # the smaller sample's value where the interval starts
+        begin, end = j * n, (j + 1) * n
+        step = np.minimum((first + 1) * m, end)  # its next step, if inside the interval
+        total += float(np.dot(np.abs(small[first] - here), (step - begin).astype(float)))
+        total += float(np.dot(np.abs(small[np.minimum(first + 1, n - 1)] - here), (end - step).astype(float)))
+    return total / (n * m)
 
 
 def wasserstein_normed(ref_sorted: np.ndarray, cur_sorted: np.ndarray, std: float | None = None) -> float:

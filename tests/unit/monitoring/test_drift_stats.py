@@ -105,3 +105,10 @@ def test_quantiles_of_sorted_values_are_numpys_exactly(size: int) -> None:
     assert np.array_equal(stats.sorted_quantiles(values, qs), np.quantile(values, qs))
     ties = np.sort(np.random.default_rng(size).integers(0, 4, size).astype(float))
     assert np.array_equal(stats.sorted_quantiles(ties, qs), np.quantile(ties, qs))
+
+
+@pytest.mark.parametrize(("n", "m"), [(1_000, 600_000), (600_000, 999), (250_000, 250_000)])
+def test_wasserstein_over_several_blocks_matches_scipy(n: int, m: int) -> None:
+    rng = np.random.default_rng(n + m)
+    a, b = rng.normal(0, 1, n), rng.gamma(2, 1, m)
+    assert stats.wasserstein(np.sort(a), np.sort(b)) == pytest.approx(sps.wasserstein_distance(a, b), rel=1e-9)
