@@ -81,8 +81,9 @@ def test_drift_and_degradation_of_a_served_model_alert_once(
 
     out = _cli("monitor", "create", "bike-demand", "--model", "bike-demand@champion", "--reference", reference,
                "--window", "1d", "--drift-threshold", "0.3", "--metric", "rmse",
-               "--metric-threshold", "rmse > 1.2 * baseline", "--target", "cnt", "--alert", f"webhook={url}")
-    assert "bike-demand@champion against bikes-2011@1, 12 features" in out
+               "--metric-threshold", "rmse > 1.2 * baseline", "--target", "cnt", "--alert", f"webhook={url}",
+               "--slice", "season")
+    assert "bike-demand@champion against bikes-2011@1, 12 features" in out and "rmse by season" in out
 
     summer = y2012[y2012["mnth"].isin([6, 7, 8])].sample(600, random_state=0)
     config = ServeConfig(model="models:/bike-demand@champion", poll=0.1)
@@ -119,9 +120,16 @@ def test_drift_and_degradation_of_a_served_model_alert_once(
 
     status = _cli("monitor", "status", "bike-demand")
     assert status.startswith("OPEN INCIDENT") and status.count("degraded") == 2
+    seasons = stored["performance"]["slices"]["season"]["values"]
+    assert {s["value"] for s in seasons} <= {"2", "3"} and sum(s["rows"] for s in seasons) == 600  # summer
+    assert "rmse by season" in status
+    for entry in seasons:
+        assert any(line.split()[:3] == [entry["value"], str(entry["rows"]), str(entry["labelled"])]
+                   for line in status.splitlines())
     listed = json.loads(_cli("monitor", "list", "--json"))
     assert [m["name"] for m in listed] == ["bike-demand"] and listed[0]["reference"] == reference
     page = tmp_path / "report.html"
     _cli("monitor", "report", "bike-demand", "--html", str(page))
     text = page.read_text()
     assert "rmse over time" in text and "latest drift report" in text and "<script" not in text
+    assert "rmse by season" in text and "<th>breaks the rule</th>" in text

@@ -33,23 +33,29 @@ def _pct(value: float | None) -> str:
 @click.option("--baseline", type=float, help="The metric's baseline (default: the model version's run metric).")
 @click.option("--feature", "features", multiple=True, help="A feature to compare (repeatable; default: the model's inputs).")
 @click.option("--alert", "alerts", multiple=True, help="webhook=URL, slack=URL or log=PATH (repeatable).")
+@click.option("--slice", "slices", multiple=True,
+              help="A column whose values split the live metric, e.g. season (repeatable; needs --metric).")
+@click.option("--slice-rule", is_flag=True,
+              help="A slice value that breaks --metric-threshold degrades the window.")
 @json_option
 def create(name: str, model: str | None, reference: str, window: str, drift_threshold: float, metric: str | None,
            metric_threshold: str | None, target: str | None, prediction: str | None, baseline: float | None,
-           features: tuple[str, ...], alerts: tuple[str, ...], as_json: bool) -> None:
+           features: tuple[str, ...], alerts: tuple[str, ...], slices: tuple[str, ...], slice_rule: bool,
+           as_json: bool) -> None:
     """Store monitor NAME: the reference is profiled once, now."""
     import conveyor as cv
 
     monitor = cv.monitoring.create_monitor(
         name, model=model or name, reference=reference, window=window, drift_threshold=drift_threshold,
         metric=metric, metric_threshold=metric_threshold, alerts=list(alerts), features=list(features) or None,
-        target=target, prediction=prediction, baseline=baseline,
+        target=target, prediction=prediction, baseline=baseline, slices=list(slices), slice_rule=slice_rule,
     )
     if as_json:
         emit_json(monitor.to_dict())
         return
     click.echo(f"monitor {monitor.name}: {monitor.model} against {monitor.reference}, "
-               f"{len(monitor.features)} features, window {monitor.window}, {len(monitor.alerts)} alert channel(s)")
+               f"{len(monitor.features)} features, window {monitor.window}, {len(monitor.alerts)} alert channel(s)"
+               + (f", {monitor.metric} by {', '.join(monitor.slices)}" if monitor.slices else ""))
 
 
 def _result_line(result: Any) -> str:
@@ -89,12 +95,15 @@ def status(name: str, limit: int, as_json: bool) -> None:
     """The latest results of monitor NAME and its open incident."""
     import conveyor as cv
 
-    results = cv.monitoring.list_results(name, limit)
+    monitor = cv.monitoring.get_monitor(name)
+    results = cv.monitoring.list_results(name, limit, with_reports=bool(monitor.slices))
+    latest = next((r for r in results if r.report), None)  # the newest window with data
+    slices = (latest.report.get("performance") or {}).get("slices") if latest is not None else None
     incidents = cv.monitoring.list_incidents(name, 1)
     open_incident = incidents[0] if incidents and incidents[0].status == "open" else None
     if as_json:
-        emit_json({"monitor": cv.monitoring.get_monitor(name).to_dict(), "results": results,
-                   "open_incident": open_incident})
+        emit_json({"monitor": monitor.to_dict(), "results": [_without_report(r) for r in results],
+                   "open_incident": open_incident, "slices": slices})
         return
     if open_incident is not None:
         click.echo(f"OPEN INCIDENT since {when(open_incident.opened_at)}: {open_incident.reason}")
@@ -103,6 +112,32 @@ def status(name: str, limit: int, as_json: bool) -> None:
     table(["AT", "STATUS", "ROWS", "LABELLED", "DRIFTED", "METRIC", "BASELINE", "OUTLIERS"],
           [(when(r.at), r.status, r.rows, r.labelled_rows, _pct(r.share_drifted), r.metric_value, r.baseline,
             _pct(r.outlier_rate)) for r in results])
+    if monitor.slices:
+        _slice_tables(monitor, latest, slices)
+
+
+def _without_report(result: Any) -> Any:
+    import msgspec
+
+    return msgspec.structs.replace(result, report=None) if result.report is not None else result
+
+
+def _slice_tables(monitor: Any, latest: Any, slices: dict[str, Any] | None) -> None:
+    """The metric per slice value of the newest window with data, one small table per slice column."""
+    if latest is None or not slices:
+        click.echo(f"\n{monitor.metric} by {', '.join(monitor.slices)}: no window with data yet")
+        return
+    for column, found in slices.items():
+        click.echo(f"\n{monitor.metric} by {column} (window ending {when(latest.window_end)}):")
+        if "error" in found:
+            click.echo(f"  {found['error']}")
+            continue
+        table([column.upper(), "ROWS", "LABELLED", monitor.metric.upper(), "BREAKS RULE", "NOTE"],
+              [(s["value"], s["rows"], s["labelled"], s["metric"],
+                "-" if s["breaks"] is None else "yes" if s["breaks"] else "no", s.get("note", ""))
+               for s in found["values"]])
+        if found["more_values"]:
+            click.echo(f"  ... and {found['more_values']} more values ({found['more_rows']} rows)")
 
 
 @group.command("report")

@@ -33,6 +33,8 @@ def create_monitor(
     prediction: str | None = None,
     baseline: float | None = None,
     outlier_threshold: float | None = None,
+    slices: Sequence[str] | None = None,
+    slice_rule: bool = False,
 ) -> Monitor:
     """Store a monitor of ``model`` (``NAME`` or ``NAME@ALIAS``) against ``reference``.
 
@@ -47,11 +49,14 @@ def create_monitor(
         features: the columns compared (default: the model's inputs found in the reference).
         target, prediction: reference columns compared with the labels and the predictions.
         outlier_threshold: an outlier rate above which the window counts as drifted.
+        slices: columns whose values split the live metric in each report (``["season"]``);
+            needs ``metric``.
+        slice_rule: when True, a slice value that breaks ``metric_threshold`` degrades the window.
     """
     return service().create(
         name, model=model, reference=reference, window=window, drift_threshold=drift_threshold, metric=metric,
         metric_threshold=metric_threshold, alerts=alerts, features=features, target=target, prediction=prediction,
-        baseline=baseline, outlier_threshold=outlier_threshold,
+        baseline=baseline, outlier_threshold=outlier_threshold, slices=slices, slice_rule=slice_rule,
     )
 
 

@@ -44,7 +44,9 @@ from conveyor.monitoring.profile import (
     ReferenceProfile,
     as_pandas,
     category_counts,
+    is_number,
     numeric_values,
+    sorted_lane,
 )
 
 SMALL_SAMPLE = 1_000
@@ -222,7 +224,7 @@ def drift(
                 f"unknown drift method {method!r} for {name!r}; use one of {', '.join(METHODS)}",
                 field="methods",
             )
-    results = {}
+    chosen: dict[str, tuple[str, float]] = {}
     for name in names:
         if name not in profile.columns:
             raise InvalidArgument(f"the reference has no column {name!r}", field="columns")
@@ -232,11 +234,18 @@ def drift(
             raise InvalidArgument(
                 f"method {method!r} does not apply to the {col.kind} column {name!r}", field="methods"
             )
-        threshold = thresholds.get(name, METHODS[method].threshold)
-        series = cur[name] if name in cur.columns else None
-        results[name] = _compare(col, series, method, threshold)
+        chosen[name] = method, thresholds.get(name, METHODS[method].threshold)
+    # Numeric columns that hold numbers: one fresh sorted copy each (``sorted_lane``).
+    numbers = [n for n in chosen if profile.columns[n].kind == "numeric" and n in cur.columns and is_number(cur[n])]
+    results = {}
+    for name in numbers:  # the lane is dropped as soon as the column is done
+        results[name] = _compare(profile.columns[name], cur[name], *chosen[name], prepared=sorted_lane(cur[name]))
+    for name, (method, threshold) in chosen.items():
+        if name not in results:
+            results[name] = _compare(profile.columns[name], cur[name] if name in cur.columns else None, method,
+                                     threshold)
     return DriftReport(
-        columns=results,
+        columns={n: results[n] for n in chosen},
         reference_rows=profile.rows,
         current_rows=len(cur),
         drift_share=drift_share,
@@ -251,7 +260,10 @@ def _verdict(method: str, value: float, threshold: float) -> bool:
     return value < threshold if METHODS[method].is_p_value else value >= threshold
 
 
-def _compare(col: ColumnProfile, series: Any, method: str, threshold: float) -> ColumnDrift:
+def _compare(
+    col: ColumnProfile, series: Any, method: str, threshold: float, prepared: tuple[np.ndarray, int] | None = None
+) -> ColumnDrift:
+    """One column's verdict; ``prepared`` holds a numeric column's sorted non-null values and its nulls."""
     result = ColumnDrift(
         name=col.name, kind=col.kind, method=method, statistic=None, p_value=None,
         threshold=threshold, drifted=True, reference_null_share=col.null_share,
@@ -260,7 +272,21 @@ def _compare(col: ColumnProfile, series: Any, method: str, threshold: float) -> 
         result.status, result.message = "missing", "the column is missing from the current data"
         return result
     total = len(series)
-    nulls = int(series.isna().sum())
+    values, other = np.empty(0), 0
+    counts: dict[str, int] = {}
+    if prepared is not None:
+        values, nulls = prepared
+    elif col.kind == "numeric":
+        try:
+            values, nulls = numeric_values(series)
+            values = np.sort(values)  # a copy: ``values`` may be the caller's DataFrame memory
+        except (TypeError, ValueError):
+            result.current_null_share = float(series.isna().sum()) / total if total else None
+            result.status = "type_changed"
+            result.message = f"numeric in the reference ({col.dtype}) but not numbers now ({series.dtype})"
+            return result
+    else:
+        counts, other, nulls = category_counts(series)
     result.current_null_share = nulls / total if total else None
     if nulls == total or col.count == 0:
         result.status = "empty"
@@ -271,24 +297,19 @@ def _compare(col: ColumnProfile, series: Any, method: str, threshold: float) -> 
         else:
             result.message = "every value is null in the current window"
         return result
-    compare = _numeric if col.kind == "numeric" else _categorical
-    return compare(col, series, method, threshold, result)
+    if col.kind == "numeric":
+        return _numeric(col, values, method, threshold, result)
+    return _categorical(col, counts, other, method, threshold, result)
 
 
-def _numeric(col: ColumnProfile, series: Any, method: str, threshold: float, result: ColumnDrift) -> ColumnDrift:
+def _numeric(col: ColumnProfile, values: np.ndarray, method: str, threshold: float, result: ColumnDrift) -> ColumnDrift:
+    """``values``: the current window's non-null values, sorted."""
     assert col.sample is not None and col.edges is not None and col.shares is not None
-    try:
-        values = numeric_values(series)
-    except (TypeError, ValueError):
-        result.status = "type_changed"
-        result.message = f"numeric in the reference ({col.dtype}) but not numbers now ({series.dtype})"
-        return result
-    values.sort()
     cur_shares = stats.binned_shares(values, col.edges)
     if method == "ks":
         result.statistic, result.p_value = stats.ks_2samp(col.sample, values)
     elif method == "wasserstein":
-        result.statistic = stats.wasserstein_normed(col.sample, values)
+        result.statistic = stats.wasserstein_normed(col.sample, values, col.std)
     else:
         result.statistic = stats.psi(col.shares, cur_shares)
     score = result.p_value if result.p_value is not None else result.statistic
@@ -311,8 +332,9 @@ def _bin_labels(edges: np.ndarray) -> list[str]:
     return [f"< {labels[0]}", *inner, f">= {labels[-1]}"]
 
 
-def _categorical(col: ColumnProfile, series: Any, method: str, threshold: float, result: ColumnDrift) -> ColumnDrift:
-    counts, other = category_counts(series)
+def _categorical(
+    col: ColumnProfile, counts: dict[str, int], other: int, method: str, threshold: float, result: ColumnDrift
+) -> ColumnDrift:
     categories, ref, cur = stats.aligned_counts(col.counts, counts)
     if col.other or other:  # beyond MAX_CATEGORIES both sides keep an "other" bucket
         categories.append("(other)")

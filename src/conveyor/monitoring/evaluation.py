@@ -8,7 +8,7 @@ the rows that have labels, and gives one verdict:
 | status | when |
 | --- | --- |
 | ``no-data`` | the window has no rows (never "ok": nothing was checked) |
-| ``degraded`` | the metric rule holds, e.g. ``rmse > 1.2 * baseline`` |
+| ``degraded`` | the metric rule holds, e.g. ``rmse > 1.2 * baseline`` (or, with ``slice_rule``, holds on a slice) |
 | ``drift`` | share of drifted features ≥ ``drift_threshold``, prediction drift, or outlier rate over its threshold |
 | ``ok`` | none of the above |
 
@@ -33,10 +33,8 @@ from conveyor.monitoring.monitors import (
     check_metric,
     split_model,
 )
+from conveyor.monitoring.slices import MIN_LABELLED, slice_performance
 from conveyor.stores.metadata.monitors import IncidentRecord, NewResult, ResultRecord
-
-#: Fewer labelled rows than this and the live metric is not judged (too noisy to alert on).
-MIN_LABELLED = 10
 
 
 @dataclass(frozen=True)
@@ -157,12 +155,53 @@ def evaluate_window(monitor: Monitor, window: Any, *, registry: Any, store: Any)
                 reasons.append(f"performance not judged: {outcome['detail']}")
     elif monitor.metric is not None:
         performance["note"] = f"{len(labelled)} labelled rows; at least {MIN_LABELLED} are needed to judge"
+    if monitor.slices and monitor.metric is not None:
+        performance["slices"], broken = _slices(monitor, window, baseline)
+        if monitor.slice_rule and broken:
+            degraded = True
+            verb = "breaks" if len(broken) == 1 else "break"
+            reasons.append(f"{'; '.join(broken)} {verb} {monitor.metric_threshold!r}"
+                           + (f" (baseline {baseline:.4g})" if baseline is not None else ""))
     status = "degraded" if degraded else "drift" if drifted else "ok"
     body = json_safe(report.to_dict() | {"performance": performance, "outlier_rate": outlier_rate})
     fields = {"share_drifted": report.share_drifted, "drifted_columns": report.drifted_columns,
               "metric_value": value, "baseline": baseline, "outlier_rate": outlier_rate,
               "labelled_rows": len(labelled), "report": body}
     return status, reasons, fields
+
+
+def _slices(monitor: Monitor, window: Any, baseline: float | None) -> tuple[dict[str, Any], list[str]]:
+    """The monitor's metric per value of its slice columns (see ``slices.py``)."""
+    import numpy as np
+
+    from conveyor.registry.evaluate import prediction_metrics
+
+    assert monitor.metric is not None
+    metric, task = monitor.metric, METRIC_TASKS[monitor.metric]
+    rule = check_metric(metric, monitor.metric_threshold)
+    if LABEL in window.columns and PREDICTION in window.columns:
+        labelled = window[LABEL].notna().to_numpy()
+        y_all, pred_all = window[LABEL].to_numpy(), window[PREDICTION].to_numpy()
+    else:
+        labelled, y_all, pred_all = np.zeros(len(window), dtype=bool), None, None
+
+    def compute(rows: np.ndarray) -> float | None:
+        assert y_all is not None and pred_all is not None
+        y, pred = y_all[rows], pred_all[rows]
+        try:
+            if task == "regression":
+                y, pred = y.astype(float), pred.astype(float)
+            return _finite(prediction_metrics(task, y, pred).get(metric))
+        except (TypeError, ValueError):
+            return None
+
+    def breaks(value: float) -> bool | None:
+        if rule is None:
+            return None
+        outcome = rule.check({"candidate": {metric: value, **({"baseline": baseline} if baseline is not None else {})}})
+        return bool(outcome["passed"]) if not outcome["detail"] else None
+
+    return slice_performance(window, labelled, monitor.slices, metric, compute, breaks)
 
 
 def read_window(monitor: Monitor, content: Any, registry: Any, start: int, end: int) -> Any:

@@ -49,6 +49,37 @@ def _line(points: Sequence[tuple[int, float]], width: int = 640, height: int = 1
             f'stroke-width="2" points="{xy}"/></svg><p class=muted>from {lo:.4g} to {hi:.4g}</p>')
 
 
+def _slice_row(entry: Mapping[str, Any]) -> str:
+    e = html.escape
+    value = "" if entry["metric"] is None else f"{entry['metric']:.4g}"
+    breaks = entry["breaks"]
+    verdict = "" if breaks is None else '<span class="bad">yes</span>' if breaks else "no"
+    return (f"<tr><td>{e(entry['value'])}</td><td>{entry['rows']}</td><td>{entry['labelled']}</td>"
+            f"<td>{value}</td><td>{verdict}</td><td class=muted>{e(entry.get('note', ''))}</td></tr>")
+
+
+def _slice_section(monitor: Monitor, latest: ResultRecord | None) -> str:
+    """A small table per slice column: the metric per value in the newest window with data."""
+    e = html.escape
+    report = latest.report if latest is not None else None
+    slices = ((report or {}).get("performance") or {}).get("slices")
+    if not monitor.slices or latest is None or not slices:
+        return ""
+    metric = e(monitor.metric or "metric")
+    parts = []
+    for column, found in slices.items():
+        parts.append(f"<h3>{metric} by {e(column)} (window ending {_when(latest.window_end)})</h3>")
+        if "error" in found:
+            parts.append(f"<p class=bad>{e(found['error'])}</p>")
+            continue
+        rows = "".join(_slice_row(entry) for entry in found["values"])
+        more = (f"<p class=muted>and {found['more_values']} more values ({found['more_rows']} rows)</p>"
+                if found["more_values"] else "")
+        parts.append(f"<table><tr><th>{e(column)}</th><th>rows</th><th>labelled</th><th>{metric}</th>"
+                     f"<th>breaks the rule</th><th>note</th></tr>{rows}</table>{more}")
+    return "".join(parts)
+
+
 def render(monitor: Monitor, results: Sequence[ResultRecord]) -> str:
     """The page for ``monitor`` given its results, newest first (the newest one with a report is drawn)."""
     e = html.escape
@@ -71,7 +102,7 @@ def render(monitor: Monitor, results: Sequence[ResultRecord]) -> str:
         f"<h3>share of drifted features over time</h3>{_line(shares)}"
         "<table><tr><th>at</th><th>status</th><th>rows</th><th>labelled</th><th>drifted</th>"
         f"<th>{e(monitor.metric or 'metric')}</th><th>baseline</th><th>outliers</th><th>reasons</th></tr>"
-        f"{rows}</table>"
+        f"{rows}</table>{_slice_section(monitor, latest)}"
     )
     title = f"Monitor {monitor.name}"
     if latest is None or latest.report is None:

@@ -11,7 +11,7 @@ Example::
 
     cv.monitoring.create_monitor("bike-demand", model="bike-demand", reference="bikes-2011@1",
                                  window="1d", drift_threshold=0.3, metric="rmse",
-                                 metric_threshold="rmse > 1.2 * baseline", target="cnt",
+                                 metric_threshold="rmse > 1.2 * baseline", target="cnt", slices=["season"],
                                  alerts=["webhook=https://hooks.example/abc"])
     cv.monitoring.run_monitor("bike-demand").status
 """
@@ -38,6 +38,8 @@ _UNITS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800
 _WINDOW = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 #: The reference columns stored under these names so they meet the log's columns.
 PREDICTION, LABEL = "_prediction", "_label"
+#: Log columns a monitor may slice by besides the reference's columns.
+SLICE_LOG_COLUMNS = ("_version",)
 
 
 def parse_window(text: object) -> int:
@@ -70,6 +72,8 @@ class Monitor:
     baseline: float | None
     outlier_threshold: float | None
     reference: str
+    slices: list[str]
+    slice_rule: bool
     created_by: str
     created_at: int
     record: MonitorRecord
@@ -83,7 +87,8 @@ class Monitor:
             metric_threshold=c.get("metric_threshold"), alerts=list(c.get("alerts", [])),
             features=list(c["features"]), target=c.get("target"), prediction=c.get("prediction"),
             baseline=c.get("baseline"), outlier_threshold=c.get("outlier_threshold"),
-            reference=c.get("reference", ""), created_by=record.created_by, created_at=record.created_at,
+            reference=c.get("reference", ""), slices=list(c.get("slices", [])),
+            slice_rule=bool(c.get("slice_rule", False)), created_by=record.created_by, created_at=record.created_at,
             record=record,
         )
 
@@ -141,6 +146,21 @@ def check_alerts(alerts: Sequence[str] | None, home: Path) -> list[str]:
         except InvalidArgument as exc:
             raise InvalidArgument(f"alert channel {spec.partition('=')[0]!r}: {exc.message}", field="alerts") from None
     return list(alerts)
+
+
+def check_slices(slices: Sequence[str] | None, columns: Sequence[str], metric: str | None) -> list[str]:
+    """Slice columns: names of reference columns (or ``_version``), each once, and a metric to slice."""
+    if slices is None:
+        return []
+    if isinstance(slices, str) or not all(isinstance(s, str) and s for s in slices):
+        raise InvalidArgument("slices must be a list of column names such as ['season']", field="slices")
+    if metric is None and slices:
+        raise InvalidArgument("slices split the live metric: give a metric too (e.g. metric='rmse')",
+                              field="slices")
+    unknown = [s for s in slices if s not in columns and s not in SLICE_LOG_COLUMNS]
+    if unknown:
+        raise InvalidArgument(f"the reference has no slice column(s) {', '.join(unknown)}", field="slices")
+    return list(dict.fromkeys(slices))
 
 
 def _reference_frame(reference: Any) -> tuple[Any, str]:
@@ -205,6 +225,8 @@ class MonitorService:
         prediction: str | None = None,
         baseline: float | None = None,
         outlier_threshold: float | None = None,
+        slices: Sequence[str] | None = None,
+        slice_rule: bool = False,
     ) -> Monitor:
         """Validate everything, profile the reference once, and store the monitor."""
         from conveyor.monitoring.outliers import OutlierDetector
@@ -240,6 +262,10 @@ class MonitorService:
                 raise InvalidArgument(f"the reference has no column(s) {', '.join(map(str, missing))}",
                                       field="features")
         features = [str(c) for c in features]
+        slices = check_slices(slices, [str(c) for c in frame.columns], metric)
+        if not isinstance(slice_rule, bool) or (slice_rule and not (slices and metric_threshold)):
+            raise InvalidArgument("slice_rule is True or False, and True needs slices and a metric_threshold",
+                                  field="slice_rule")
         if not features:
             raise InvalidArgument(f"no column of the reference is an input of {model_name!r}; give features=",
                                   field="features")
@@ -252,6 +278,7 @@ class MonitorService:
             "metric_threshold": metric_threshold.strip() if metric_threshold else None, "alerts": channels,
             "features": features, "target": target, "prediction": prediction, "baseline": baseline,
             "outlier_threshold": outlier_threshold, "reference": described,
+            "slices": slices, "slice_rule": slice_rule,
         }
         record = self.records.create_monitor(
             project=self.project, name=name, model=model, config=config, reference=profile.to_dict(),

@@ -149,3 +149,36 @@ def test_outliers_learnt_from_the_reference(bikes: pd.DataFrame) -> None:
     assert forest.flags(strange).all() and not forest.flags(ref.iloc[:50]).any()
     with pytest.raises(InvalidArgument, match="no column"):
         detector.score(odd.drop(columns=["hum"]))
+
+
+def test_drift_leaves_the_callers_frames_as_they_were(bikes: pd.DataFrame) -> None:
+    ref, cur = bikes[bikes.yr == 0].reset_index(drop=True), bikes[bikes.yr == 1].reset_index(drop=True)
+    before = ref.copy(), cur.copy()
+    drift(ref, cur)
+    pd.testing.assert_frame_equal(ref, before[0])
+    pd.testing.assert_frame_equal(cur, before[1])
+
+
+def test_strided_columns_nulls_and_nullable_integers_are_read_right() -> None:
+    from conveyor.monitoring.profile import profile_column
+
+    rng = np.random.default_rng(5)
+    ref = pd.DataFrame(rng.normal(size=(3_000, 7)), columns=[f"x{i}" for i in range(7)])  # strided columns
+    cur = pd.DataFrame(rng.normal(0.2, 1, size=(2_500, 7)), columns=ref.columns)
+    ref.loc[::3, "x1"] = np.nan
+    cur.loc[::4, "x2"] = np.nan
+    cur["x3"] = pd.array(rng.integers(0, 50, 2_500), dtype="Int64")
+    cur.loc[::5, "x3"] = pd.NA
+    cur["x4"] = np.nan  # empty in the current window
+    before = ref.copy(), cur.copy()
+    profile = ReferenceProfile.from_frame(ref)
+    for name in ref.columns:  # the one-column path (a mask, then a sorted copy) agrees
+        assert profile.columns[name].to_dict() == profile_column(name, ref[name], None).to_dict()
+    assert profile.columns["x1"].nulls == 1_000 and profile.columns["x1"].count == 2_000
+    report = drift(profile, cur).to_dict()["columns"]
+    assert report["x2"]["current_null_share"] == pytest.approx(0.25)
+    assert report["x3"]["current_null_share"] == pytest.approx(0.2) and report["x3"]["status"] == "ok"
+    assert report["x4"]["status"] == "empty" and report["x4"]["drifted"] is True
+    assert drift(ref, cur).to_dict()["columns"] == report
+    pd.testing.assert_frame_equal(ref, before[0])
+    pd.testing.assert_frame_equal(cur, before[1])

@@ -26,6 +26,9 @@ SAMPLES = [
     ("same", lambda r: (r.normal(5, 2, 2000), r.normal(5, 2, 1500))),
     ("ties", lambda r: (r.integers(0, 5, 400).astype(float), r.integers(0, 6, 300).astype(float))),
     ("tiny", lambda r: (r.exponential(1, 8), r.exponential(2, 5))),
+    ("equal-sizes", lambda r: (r.normal(0, 1, 1000), r.normal(0.1, 1, 1000))),
+    ("one-value", lambda r: (r.normal(0, 1, 1), r.normal(0, 1, 300))),
+    ("coprime-ties", lambda r: (r.integers(0, 3, 997).astype(float), r.integers(1, 4, 1009).astype(float))),
 ]
 
 
@@ -93,3 +96,19 @@ def test_psi_by_hand_and_bins_from_reference_quantiles() -> None:
     sample = np.sort(np.random.default_rng(0).normal(size=10_000))
     shares = stats.binned_shares(sample, stats.bin_edges(sample))
     assert len(shares) == 10 and np.allclose(shares, 0.1, atol=0.002)
+
+
+@pytest.mark.parametrize("size", [1, 2, 10, 11, 999, 100_000])
+def test_quantiles_of_sorted_values_are_numpys_exactly(size: int) -> None:
+    values = np.sort(np.random.default_rng(size).standard_t(3, size))
+    qs = np.linspace(0, 1, 11)[1:-1]
+    assert np.array_equal(stats.sorted_quantiles(values, qs), np.quantile(values, qs))
+    ties = np.sort(np.random.default_rng(size).integers(0, 4, size).astype(float))
+    assert np.array_equal(stats.sorted_quantiles(ties, qs), np.quantile(ties, qs))
+
+
+@pytest.mark.parametrize(("n", "m"), [(1_000, 600_000), (600_000, 999), (250_000, 250_000)])
+def test_wasserstein_over_several_blocks_matches_scipy(n: int, m: int) -> None:
+    rng = np.random.default_rng(n + m)
+    a, b = rng.normal(0, 1, n), rng.gamma(2, 1, m)
+    assert stats.wasserstein(np.sort(a), np.sort(b)) == pytest.approx(sps.wasserstein_distance(a, b), rel=1e-9)

@@ -86,6 +86,11 @@ def _create(bikes: pd.DataFrame, **overrides: Any) -> Any:
     ({"target": "count"}, "target"),
     ({"model": "bike demand"}, "model"),
     ({"reference": [1, 2, 3]}, "reference"),
+    ({"slices": "season"}, "slices"),
+    ({"slices": ["season", "nope"]}, "slices"),
+    ({"slices": ["season"], "metric": None, "metric_threshold": None}, "slices"),
+    ({"slice_rule": True}, "slice_rule"),
+    ({"slices": ["season"], "slice_rule": "yes"}, "slice_rule"),
 ])
 def test_bad_input_names_the_field_and_stores_nothing(
     model: Any, bikes: pd.DataFrame, overrides: dict[str, Any], field: str, monkeypatch: pytest.MonkeyPatch
@@ -199,3 +204,79 @@ def test_reports_are_stored_without_nan_or_infinity() -> None:
 
     assert json_safe({"a": [float("nan"), 1.5], "b": float("-inf"), "c": (float("inf"), "x")}) == {
         "a": [None, 1.5], "b": "-inf", "c": ["inf", "x"]}
+
+
+def _rmse(rows: pd.DataFrame, model: Any, labels: Any = None) -> float:
+    y = rows["cnt"].to_numpy(float) if labels is None else np.asarray(labels, dtype=float)
+    return float(np.sqrt(np.mean((model.predict(rows[FEATURES]) - y) ** 2)))
+
+
+def test_the_live_metric_per_season_with_row_counts_small_slices_unjudged(model: Any, bikes: pd.DataFrame) -> None:
+    y2012 = bikes[bikes["yr"] == 1]
+    rows = pd.concat([y2012[y2012["season"] != 4].sample(300, random_state=8),
+                      y2012[y2012["season"] == 4].sample(6, random_state=8)])  # too few labels to judge
+    # "casual" is in the reference but not a model input, so the log does not have it
+    made = _create(bikes, slices=["season", "casual"])
+    assert made.slices == ["season", "casual"] and made.slice_rule is False
+    _serve(model, rows)
+    _serve(model, y2012[y2012["season"] == 1].sample(20, random_state=9), labels=False, prefix="u")
+    outcome = cv.monitoring.run_monitor("bikes", now=NOW)
+    assert outcome.result.rows == 326 and outcome.result.labelled_rows == 306
+    report = cv.monitoring.list_results("bikes", with_reports=True)[0].report
+    assert report is not None
+    slices = report["performance"]["slices"]
+    assert "not in the prediction log" in slices["casual"]["error"]
+    by_value = {s["value"]: s for s in slices["season"]["values"]}
+    assert list(by_value) == ["1", "2", "3", "4"]
+    served = rows["season"].value_counts()
+    assert by_value["1"]["rows"] == served[1] + 20 and by_value["1"]["labelled"] == served[1]
+    assert sum(s["rows"] for s in by_value.values()) == 326
+    for season in (1, 2, 3):
+        entry = by_value[str(season)]
+        part = rows[rows["season"] == season]
+        assert entry["judged"] is True
+        assert entry["metric"] == pytest.approx(_rmse(part, model), rel=1e-9)
+        assert entry["breaks"] is (entry["metric"] > 1.2 * outcome.result.baseline)
+    assert by_value["4"]["labelled"] == 6 and by_value["4"]["judged"] is False and by_value["4"]["metric"] is None
+    assert "at least 10" in by_value["4"]["note"]
+    assert slices["season"]["more_values"] == 0
+
+
+def test_slice_rule_degrades_a_window_when_one_season_breaks_the_rule(model: Any, bikes: pd.DataFrame) -> None:
+    ref = _reference(bikes)
+    fine = ref[ref["season"] != 1].sample(360, random_state=10)
+    broken = ref[ref["season"] == 1].sample(40, random_state=10)
+    rows = pd.concat([fine, broken])
+    labels = [*fine["cnt"].tolist(), *(broken["cnt"] + 400).tolist()]  # season 1 is badly served
+    _serve(model, rows, label_values=labels)
+    options = {"metric_threshold": "rmse > 3 * baseline", "baseline": 50.0, "slices": ["season"]}
+    assert _rmse(rows, model, labels) < 150 < _rmse(broken, model, broken["cnt"] + 400)
+
+    _create(bikes, **options)
+    plain = cv.monitoring.run_monitor("bikes", now=NOW)
+    assert plain.status != "degraded", plain.result.reasons  # the whole window is within the rule
+    report = cv.monitoring.list_results("bikes", with_reports=True)[0].report
+    assert report is not None
+    breaks = {s["value"]: s["breaks"] for s in report["performance"]["slices"]["season"]["values"]}
+    assert breaks == {"1": True, "2": False, "3": False, "4": False}
+
+    cv.monitoring.delete_monitor("bikes")
+    _create(bikes, **options, slice_rule=True)
+    ruled = cv.monitoring.run_monitor("bikes", now=NOW)
+    assert ruled.status == "degraded" and ruled.change == "opened"
+    assert any("on season=1" in r and "rmse > 3 * baseline" in r for r in ruled.result.reasons)
+
+
+def test_slices_of_a_column_with_many_values_keep_the_largest_groups() -> None:
+    from conveyor.monitoring.slices import MAX_SLICE_VALUES, slice_performance
+
+    window = pd.DataFrame({"hr": [float(i % 80) for i in range(800)] + [np.nan] * 30})
+    labelled = np.ones(len(window), dtype=bool)
+    found, broken = slice_performance(window, labelled, ["hr"], "rmse", lambda rows: float(len(rows)),
+                                      lambda value: value > 20)
+    values = found["hr"]["values"]
+    assert len(values) == MAX_SLICE_VALUES and values[0]["value"] == "0" and values[-1]["value"] == "(null)"
+    assert values[-1]["rows"] == 30 and values[-1]["metric"] == 30.0 and values[-1]["breaks"] is True
+    assert found["hr"]["more_values"] == 81 - MAX_SLICE_VALUES
+    assert found["hr"]["more_rows"] == 830 - sum(v["rows"] for v in values)
+    assert broken == ["rmse 30 on hr=(null)"]
