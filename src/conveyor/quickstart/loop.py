@@ -222,17 +222,18 @@ class Story:
             self.say(f"   {firing.steps[-1]['message']}")
             self.say("\n5. July-September: the canary, then the new champion under watch")
             q3 = self.quarter(self.frame, "Q3")
+            half = len(q3) // 2
             since = now_ms()
-            chunks = [q3.iloc[i::4] for i in range(4)]
-            for chunk in chunks:
-                self.replay(url, chunk.sort_values("timestamp"))
-                self.settle(agent, until=("watching", "done", "failed", "rejected", "rolled_back"), timeout=0.0)
+            self.say(f"   July-mid August ({half:,} hours): the canary's share goes to version {r.second}")
+            self.replay(url, q3.iloc[:half])
             self.wait(agent, self.trial + 1.0, until=("watching", "done", "failed", "rejected", "rolled_back"))
-            for version in (r.first, r.second):
+            for version in (r.first, r.second):  # both served the same weeks, split by request
                 if version is not None:
                     value = self.live_rmse(version, since)
                     if value is not None:
                         r.rmse_canary[version] = value
+            self.say(f"   mid August-September ({len(q3) - half:,} hours): the champion answers, under watch")
+            self.replay(url, q3.iloc[half:])
             self.wait(agent, self.watch + 1.0, until=("done", "failed", "rejected", "rolled_back"))
         r.champion = cv.models.get_model(MODEL).aliases.get("champion")
         r.firings = cv.automation.history(AUTOMATION)
@@ -287,7 +288,7 @@ class Story:
         if r.rmse_before is not None:
             self.say(f"   version {r.first} on April-June traffic: rmse {r.rmse_before:.1f}")
         for version, value in r.rmse_canary.items():
-            self.say(f"   version {version} on the same July-September hours: rmse {value:.1f}")
+            self.say(f"   version {version} during the canary (July-mid August): rmse {value:.1f}")
         self.say(f"   champion now: version {r.champion}")
         self.say(f"\nHistory ({AUTOMATION}):")
         for line in cv.automation.story(AUTOMATION):
