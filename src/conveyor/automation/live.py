@@ -37,18 +37,28 @@ class Live:
 
 def measure(log: Any, model: str, version: int | None, start: int, end: int, metrics: list[str]) -> Live:
     """Read ``[start, end)`` of ``model``'s log for ``version`` and compute ``metrics``."""
+    if version is None:
+        return Live(None, start, end)
+    return measure_versions(log, model, [version], start, end, metrics)[version]
+
+
+def measure_versions(
+    log: Any, model: str, versions: list[int], start: int, end: int, metrics: list[str]
+) -> dict[int, Live]:
+    """:func:`measure` for several versions over one span, reading the log once."""
     from conveyor.monitoring.monitors import METRIC_TASKS
     from conveyor.registry.evaluate import prediction_metrics
 
-    if version is None:
-        return Live(None, start, end)
-    df = log.read(model, start_ms=start, end_ms=end, version=version)
-    out: dict[str, float] = {}
-    labelled = df[df["_label"].notna()] if "_label" in df.columns else df.iloc[0:0]
+    df = log.read(model, start_ms=start, end_ms=end)
     wanted = [m for m in metrics if m != ERROR_RATE]
-    if len(labelled) and wanted:
+    rates = log.error_rates(model, start, end) if ERROR_RATE in metrics else {}
+    out: dict[int, Live] = {}
+    for version in versions:
+        mine = df[df["_version"] == version] if len(df) else df
+        labelled = mine[mine["_label"].notna()] if "_label" in mine.columns else mine.iloc[0:0]
+        values: dict[str, float] = {}
         by_task: dict[str, dict[str, float]] = {}
-        for metric in wanted:
+        for metric in wanted if len(labelled) else []:
             task = METRIC_TASKS[metric]
             if task not in by_task:
                 y, pred = labelled["_label"].to_numpy(), labelled["_prediction"].to_numpy()
@@ -57,11 +67,12 @@ def measure(log: Any, model: str, version: int | None, start: int, end: int, met
                 by_task[task] = prediction_metrics(task, y, pred)
             value = by_task[task].get(metric)
             if value is not None and math.isfinite(value):
-                out[metric] = float(value)
-    if ERROR_RATE in metrics:
-        rate = getattr(log, "error_rate", None)
-        out[ERROR_RATE] = float(rate(model, start, end, version=version)) if callable(rate) else 0.0
-    return Live(version, start, end, len(df), len(labelled), out)
+                values[metric] = float(value)
+        if ERROR_RATE in metrics:
+            found = rates.get(version)
+            values[ERROR_RATE] = float(found.rate) if found is not None else 0.0
+        out[version] = Live(version, start, end, len(mine), len(labelled), values)
+    return out
 
 
 def judge(clauses: tuple[Clause, ...], candidate: Live, previous: Live | None) -> list[dict[str, Any]]:

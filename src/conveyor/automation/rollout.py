@@ -348,8 +348,10 @@ class Step:
         if now - started < trial.duration_ms:
             return
         metrics = sorted({c.metric for c in self.clauses()})
-        candidate = live.measure(self.w.log(), self.model, self.firing.candidate, started, now, metrics)
-        champion = live.measure(self.w.log(), self.model, self.firing.previous, started, now, metrics)
+        assert self.firing.candidate is not None and self.firing.previous is not None
+        both = live.measure_versions(self.w.log(), self.model, [self.firing.candidate, self.firing.previous],
+                                     started, now, metrics)
+        candidate, champion = both[self.firing.candidate], both[self.firing.previous]
         details: dict[str, Any] = {"candidate": candidate.to_dict(), "champion": champion.to_dict()}
         if candidate.labelled < trial.min_rows:
             if now - started < trial.duration_ms + trial.patience_ms:

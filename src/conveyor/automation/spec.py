@@ -108,16 +108,18 @@ class Trigger:
 
 
 def _check_performance_rule(rule: str, where: str, field: str) -> None:
-    from conveyor.monitoring.monitors import METRIC_TASKS
+    """The monitor's own check: one live metric and ``baseline``, e.g. ``rmse > 1.2 * baseline``."""
+    from conveyor.monitoring.monitors import check_metric
     from conveyor.registry.rules import Rule
 
-    parsed = Rule.parse(rule, field=field)
-    names = {name for who, name in parsed.metrics}
-    metrics = names - {"baseline"}
-    if any(who != "candidate" for who, _ in parsed.metrics) or len(metrics) != 1 or not metrics <= set(METRIC_TASKS):
-        raise InvalidArgument(
-            f"{where}: the rule may read one live metric ({', '.join(METRIC_TASKS)}) and 'baseline', "
-            f"e.g. 'rmse > 1.2 * baseline'", field=field)
+    says = f"{where}: the rule reads one live metric and 'baseline', e.g. 'rmse > 1.2 * baseline'"
+    names = {name for _, name in Rule.parse(rule, field=field).metrics} - {"baseline"}
+    if len(names) != 1:
+        raise InvalidArgument(says, field=field)
+    try:
+        check_metric(names.pop(), rule)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{says}; {exc.message}", field=field) from None
 
 
 @dataclass(frozen=True)
@@ -234,9 +236,6 @@ class AutomationSpec:
     def cooldown_ms(self) -> int:
         return duration_ms(self.cooldown, "cooldown") if self.cooldown else 0
 
-    def trigger(self, kind: str) -> list[Trigger]:
-        return [t for t in self.triggers if t.kind == kind]
-
     def to_dict(self) -> dict[str, Any]:
         """The form the store keeps and :meth:`from_dict` reads back (the ``on`` list as written)."""
         out: dict[str, Any] = {"name": self.name, "pipeline": self.pipeline, "on": [t.text for t in self.triggers],
@@ -323,7 +322,6 @@ class _Parser:
         data = self.data_input(d["data"]) if "data" in d else None
         if data is None:
             data = next((DataInput(t.dataset) for t in triggers if t.kind == "new_data" and t.dataset), None)
-            data = None if data is None else data  # a new_data trigger alone names the data; the param must exist
         promote = self.promote(d["promote"]) if "promote" in d else None
         rollback = self.rollback(d["rollback"]) if "rollback" in d else None
         if rollback is not None and promote is None:

@@ -54,7 +54,6 @@ class LoopResult:
     rmse_canary: dict[int, float] = field(default_factory=dict)  # both versions on the same Q3 hours
     monitor_status: str | None = None
     firings: list[Any] = field(default_factory=list)
-    url: str | None = None
 
 
 def find_examples(data: Path) -> Path:
@@ -199,7 +198,6 @@ class Story:
                              project=self.project, poll=0.2)  # the canary's weight follows the automation
         app = create_app(config, cv.models.registry())
         with running(app) as url:
-            r.url = url
             self.service = app.state.service
             q2 = self.quarter(self.frame, "Q2")
             self.say(f"   replaying April-June: {len(q2):,} hours as requests, the real counts as labels")
@@ -226,7 +224,7 @@ class Story:
             since = now_ms()
             self.say(f"   July-mid August ({half:,} hours): the canary's share goes to version {r.second}")
             self.replay(url, q3.iloc[:half])
-            self.wait(agent, self.trial + 1.0, until=("watching", "done", "failed", "rejected", "rolled_back"))
+            self.settle(agent, until=("watching", "done", "failed", "rejected", "rolled_back"), timeout=self.trial + 1.0)
             for version in (r.first, r.second):  # both served the same weeks, split by request
                 if version is not None:
                     value = self.live_rmse(version, since)
@@ -234,7 +232,7 @@ class Story:
                         r.rmse_canary[version] = value
             self.say(f"   mid August-September ({len(q3) - half:,} hours): the champion answers, under watch")
             self.replay(url, q3.iloc[half:])
-            self.wait(agent, self.watch + 1.0, until=("done", "failed", "rejected", "rolled_back"))
+            self.settle(agent, until=("done", "failed", "rejected", "rolled_back"), timeout=self.watch + 1.0)
         r.champion = cv.models.get_model(MODEL).aliases.get("champion")
         r.firings = cv.automation.history(AUTOMATION)
         self.report()
@@ -278,9 +276,6 @@ class Story:
             if (latest and latest[0].state in until) or time.monotonic() >= deadline:
                 return
             self.tick(agent.interval)
-
-    def wait(self, agent: Any, seconds: float, until: tuple[str, ...]) -> None:
-        self.settle(agent, until=until, timeout=seconds)
 
     def report(self) -> None:
         r = self.result

@@ -15,6 +15,7 @@ import msgspec
 
 from conveyor.core.entities import ArtifactFile, MetricPoint, Run
 from conveyor.core.errors import InvalidArgument
+from conveyor.stores.metadata.monitors import NewResult
 
 API = "/api/v1"
 
@@ -311,22 +312,9 @@ class MonitorIn(Body):
     idempotency_key: str | None = None
 
 
-class ResultIn(Body):
-    """One evaluation of a monitor (the fields of ``NewResult``)."""
+class ResultIn(NewResult, frozen=True, forbid_unknown_fields=True):
+    """One evaluation of a monitor: a ``NewResult`` and the key that makes its retry harmless."""
 
-    at: int
-    window_start: int
-    window_end: int
-    rows: int
-    labelled_rows: int
-    share_drifted: float | None
-    drifted_columns: list[str]
-    metric_value: float | None
-    baseline: float | None
-    outlier_rate: float | None
-    status: str
-    reasons: list[str]
-    report: Json | None
     idempotency_key: str | None = None
 
 

@@ -55,6 +55,16 @@ def dialect_insert(conn: Connection) -> Any:
     return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
+def insert_or_skip(conn: Connection, table: Any, keys: Sequence[Any]) -> Any:
+    """``INSERT ... ON CONFLICT (keys) DO NOTHING`` whose ``rowcount`` says whether the row went in.
+
+    PostgreSQL reports -1 for such an insert unless asked to count (``preserve_rowcount``),
+    which once made every idempotent retry look new: callers that ask "was it new?" use this.
+    """
+    return (dialect_insert(conn)(table).on_conflict_do_nothing(index_elements=list(keys))
+            .execution_options(preserve_rowcount=True))
+
+
 _UPSERTS: dict[str, Any] = {}
 
 

@@ -38,10 +38,8 @@ def claim(conn: Connection, key: str, result: str | None = None) -> bool:
     if not isinstance(key, str) or not 8 <= len(key) <= 64:
         raise InvalidArgument("idempotency key must have 8 to 64 characters", field="idempotency_key")
     inserted = conn.execute(
-        bulk.dialect_insert(conn)(idempotency_keys)
+        bulk.insert_or_skip(conn, idempotency_keys, [idempotency_keys.c.key])
         .values(key=key, created_at=now_ms(), result=result)
-        .on_conflict_do_nothing(index_elements=[idempotency_keys.c.key])
-        .execution_options(preserve_rowcount=True)  # else PostgreSQL reports -1 and every retry looks new
     ).rowcount
     return bool(inserted)
 

@@ -22,7 +22,7 @@ from conveyor.core.errors import InvalidArgument, LeaseLost
 from conveyor.core.ids import now_ms
 from conveyor.stores.metadata.automation import Lease
 from conveyor.stores.metadata.sql.audit import append_event
-from conveyor.stores.metadata.sql.bulk import dialect_insert
+from conveyor.stores.metadata.sql.bulk import insert_or_skip
 from conveyor.stores.metadata.sql.engine import read_transaction, write_transaction
 from conveyor.stores.metadata.sql.schema import agent_leases
 
@@ -69,10 +69,8 @@ def acquire(engine: Engine, name: str, holder: str, ttl_ms: int, now: int | None
         current = conn.execute(select(agent_leases).where(_L.name == name)).first()
         if current is None:
             inserted = conn.execute(
-                dialect_insert(conn)(agent_leases)
+                insert_or_skip(conn, agent_leases, [_L.name])
                 .values(name=name, holder=holder, token=1, acquired_at=at, expires_at=expires)
-                .on_conflict_do_nothing(index_elements=[_L.name])
-                .execution_options(preserve_rowcount=True)  # else an INSERT's rowcount is -1 on PostgreSQL
             ).rowcount
             if not inserted:
                 return None  # another holder created it a moment ago

@@ -33,6 +33,7 @@ from conveyor.stores.metadata.sql.audit import append_event
 from conveyor.stores.metadata.sql.bulk import dialect_insert
 from conveyor.stores.metadata.sql.engine import read_transaction, write_transaction
 from conveyor.stores.metadata.sql.idempotency import claim, earlier, remember
+from conveyor.stores.metadata.sql.projects import ensure_project
 from conveyor.stores.metadata.sql.schema import (
     alias_history,
     gate_evaluations,
@@ -93,15 +94,9 @@ class SqlRegistryStore:
     # ----------------------------------------------------------------- helpers
 
     def _project_id(self, conn: Connection, project: str, *, create: bool = False) -> str | None:
-        pid = conn.execute(select(projects.c.id).where(projects.c.name == project)).scalar()
-        if pid is None and create:
-            conn.execute(
-                dialect_insert(conn)(projects)
-                .values(id=new_id(), name=project, description="", created_at=now_ms())
-                .on_conflict_do_nothing(index_elements=[projects.c.name])
-            )
-            pid = conn.execute(select(projects.c.id).where(projects.c.name == project)).scalar()
-        return pid
+        if create:
+            return str(ensure_project(conn, project).id)  # audited like a project the tracking API creates
+        return conn.execute(select(projects.c.id).where(projects.c.name == project)).scalar()
 
     def _model_row(self, conn: Connection, project: str, name: str, *, lock: bool = False) -> Any:
         """The model's row; ``lock`` holds it until the transaction ends.

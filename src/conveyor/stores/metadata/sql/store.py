@@ -36,6 +36,7 @@ from conveyor.stores.metadata.sql.engine import make_engine, read_transaction, w
 from conveyor.stores.metadata.sql.idempotency import claim as _claim
 from conveyor.stores.metadata.sql.migrate import _redact, ensure_schema
 from conveyor.stores.metadata.sql.monitors import SqlMonitorStore
+from conveyor.stores.metadata.sql.projects import ensure_project, project_row
 from conveyor.stores.metadata.sql.registry import SqlRegistryStore
 from conveyor.stores.metadata.sql.schema import (
     artifacts,
@@ -139,9 +140,7 @@ def _insert_lineage(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         return
     statement = _LINEAGE_INSERT.get(conn.dialect.name)
     if statement is None:
-        statement = _LINEAGE_INSERT[conn.dialect.name] = bulk.dialect_insert(conn)(
-            lineage_edges
-        ).on_conflict_do_nothing(index_elements=_LINEAGE_KEY).execution_options(preserve_rowcount=True)
+        statement = _LINEAGE_INSERT[conn.dialect.name] = bulk.insert_or_skip(conn, lineage_edges, _LINEAGE_KEY)
     for row in rows:
         if conn.execute(statement, row).rowcount:
             append_event(
@@ -194,36 +193,18 @@ class SqlMetadataStore:
 
     # ---------------------------------------------------------------- projects
 
-    def _project_row(self, conn: Connection, name: str) -> Any:
-        return conn.execute(select(projects).where(projects.c.name == name)).first()
-
     def get_or_create_project(self, name: str) -> Project:
         v.check_name(name, "project")
         with read_transaction(self._engine) as conn:
-            row = self._project_row(conn, name)
+            row = project_row(conn, name)
         if row is None:
             with write_transaction(self._engine) as conn:
-                row = self._ensure_project(conn, name)
+                row = ensure_project(conn, name)
         return Project(id=row.id, name=row.name, created_at=row.created_at, description=row.description)
-
-    def _ensure_project(self, conn: Connection, name: str) -> Any:
-        row = self._project_row(conn, name)
-        if row is None:
-            # Two processes may create the same project at once: the loser's insert is a no-op.
-            created = conn.execute(
-                bulk.dialect_insert(conn)(projects)
-                .values(id=new_id(), name=name, description="", created_at=now_ms())
-                .on_conflict_do_nothing(index_elements=[projects.c.name])
-                .execution_options(preserve_rowcount=True)
-            ).rowcount
-            row = self._project_row(conn, name)
-            if created:
-                append_event(conn, action="project.create", object_kind="project", object_id=row.id, project=name)
-        return row
 
     def get_project(self, name: str) -> Project:
         with read_transaction(self._engine) as conn:
-            row = self._project_row(conn, name)
+            row = project_row(conn, name)
         if row is None:
             raise NotFound(f"project {name!r} does not exist")
         return Project(id=row.id, name=row.name, created_at=row.created_at, description=row.description)
@@ -292,7 +273,7 @@ class SqlMetadataStore:
                 ).scalar()
             else:
                 # Projects are never deleted, so one seen committed can be trusted from memory.
-                project_row = self._known_projects.get(project) or self._ensure_project(conn, project)
+                project_row = self._known_projects.get(project) or ensure_project(conn, project)
                 if parent_id is not None:
                     self._pk(conn, parent_id, field="parent_id")
                 pk = conn.execute(
