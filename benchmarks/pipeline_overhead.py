@@ -2,7 +2,8 @@
 
 Two shapes of no-op steps, so only the orchestration is measured:
 
-- a chain of N steps (each consumes the previous output),
+- a chain of N steps (each adds one to the previous output, so every step of a
+  first run has new input and really runs; no cache hit inside one run),
 - a fan-out: one source step and N independent consumers.
 
 Each is run twice: first run, then a re-run with nothing changed. Conveyor and
@@ -44,13 +45,18 @@ def noop(x: int) -> int:
 
 
 @step
+def inc(x: int) -> int:
+    return x + 1
+
+
+@step
 def fan(x: int, i: int) -> int:
     return x + i
 
 
 def conveyor_chain(n: int) -> Pipeline:
-    nodes = [Node("s0", noop, (("x", ParamRef("start")),))]
-    nodes += [Node(f"s{i}", noop, (("x", OutputRef(f"s{i - 1}")),)) for i in range(1, n)]
+    nodes = [Node("s0", inc, (("x", ParamRef("start")),))]
+    nodes += [Node(f"s{i}", inc, (("x", OutputRef(f"s{i - 1}")),)) for i in range(1, n)]
     return Pipeline("chain", tuple(nodes), (Param("start", int, 0),), (OutputRef(f"s{n - 1}"),))
 
 
@@ -117,10 +123,13 @@ def bench_kedro(n: int) -> dict[str, float] | None:
     def k_noop(x: int) -> int:
         return x
 
+    def k_inc(x: int) -> int:
+        return x + 1
+
     def k_fan(x: int, i: int) -> int:
         return x + i
 
-    chain = KPipeline([node(k_noop, "d0" if i == 0 else f"d{i}", f"d{i + 1}", name=f"s{i}") for i in range(n)])
+    chain = KPipeline([node(k_inc, "d0" if i == 0 else f"d{i}", f"d{i + 1}", name=f"s{i}") for i in range(n)])
     fanout = KPipeline(
         [node(k_noop, "d0", "src", name="source")]
         + [node(k_fan, ["src", f"params:i{i}"], f"o{i}", name=f"f{i}") for i in range(n)]
@@ -156,6 +165,10 @@ def bench_prefect(n: int, root: Path) -> dict[str, float] | None:
         return x
 
     @task(cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
+    def p_inc(x: int) -> int:
+        return x + 1
+
+    @task(cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
     def p_fan(x: int, i: int) -> int:
         return x + i
 
@@ -163,7 +176,7 @@ def bench_prefect(n: int, root: Path) -> dict[str, float] | None:
     def chain(start: int) -> int:
         x = start
         for _ in range(n):
-            x = p_noop(x)
+            x = p_inc(x)
         return x
 
     @flow
