@@ -134,6 +134,39 @@ def _two_versions(world: dict[str, Any]) -> None:
     add_data(world, "2011-06-01", "v2")
 
 
+@pytest.mark.parametrize("rebase", [True, False])
+def test_a_kept_champion_moves_the_monitors_of_its_data_to_what_it_learnt_from(world: dict[str, Any],
+                                                                                rebase: bool) -> None:
+    """Left on bikes@1, the drift monitor would stay in drift (and its trigger quiet) for good."""
+    _two_versions(world)
+    cv.automation.apply(spec(world, promote=spec(world)["promote"] | {"rebase_monitors": rebase}))
+    cv.monitoring.create_monitor("toy-watch", model="toy@champion", reference="bikes@1", features=FEATURES)
+    cv.monitoring.create_monitor("toy-holdout", model="toy", reference="holdout@1", features=FEATURES)
+    before = cv.monitoring.get_monitor("toy-watch")
+
+    agent().run_once()
+
+    firing = cv.automation.history("retrain")[0]
+    assert firing.state == "done" and champion() == 2 and firing.evidence["dataset"] == "bikes@2"
+    watch = cv.monitoring.get_monitor("toy-watch")
+    assert cv.monitoring.get_monitor("toy-holdout").reference == "holdout@1"  # not the automation's data
+    if not rebase:
+        assert watch.reference == "bikes@1" and "compares against" not in firing.steps[-1]["message"]
+        return
+    assert watch.reference == "bikes@2" and watch.id == before.id
+    assert watch.features == before.features and watch.drift_threshold == before.drift_threshold
+    assert "monitor toy-watch now compares against bikes@2 (was bikes@1)" in firing.steps[-1]["message"]
+    stored = fluent.client().store.monitors.get_monitor("auto", "toy-watch")
+    assert stored.reference["rows"] > before_rows(world)
+    agent().run_once()  # a resumed or repeated step would not move it again
+    assert cv.monitoring.get_monitor("toy-watch").reference == "bikes@2"
+
+
+def before_rows(world: dict[str, Any]) -> int:
+    """Rows of bikes@1 (Jan-Feb 2011): the new reference holds more."""
+    return int((world["bikes"]["dteday"] < "2011-03-01").sum())
+
+
 @pytest.mark.parametrize("mode", ["canary", "shadow"])
 def test_a_trial_that_holds_becomes_champion_and_is_watched(world: dict[str, Any], mode: str) -> None:
     """A canary answers part of the traffic; a shadow answers nobody but its predictions are logged and judged."""

@@ -313,7 +313,9 @@ class Step:
         message = f"{why}; version {candidate} is now {promote.alias}" + (
             f" (was version {champion})" if champion is not None else "")
         if self.spec.rollback is None or champion is None:
-            self.move(DONE, message, details, previous=champion, evidence={"promoted_at": now})
+            rebased = self.rebase_monitors()
+            self.move(DONE, "; ".join([message, *rebased]), {**details, **({"rebased": rebased} if rebased else {})},
+                      previous=champion, evidence={"promoted_at": now})
             return
         self.move(WATCHING, f"{message}; watching it for {self.spec.rollback.within}", details, previous=champion,
                   evidence={"promoted_at": now, "previous_live": previous_live})
@@ -393,8 +395,40 @@ class Step:
         if now - promoted >= rollback.within_ms:
             holder = self.aliases().get(promote.alias)
             kept = "kept" if holder == self.firing.candidate else f"no longer {promote.alias} (now version {holder})"
-            self.move(DONE, f"version {self.firing.candidate} {kept} after {rollback.within} of watching "
-                      f"({candidate.labelled} labelled rows)", {"candidate": candidate.to_dict()})
+            rebased = self.rebase_monitors() if holder == self.firing.candidate else []
+            self.move(DONE, "; ".join([f"version {self.firing.candidate} {kept} after {rollback.within} of watching "
+                                       f"({candidate.labelled} labelled rows)", *rebased]),
+                      {"candidate": candidate.to_dict(), **({"rebased": rebased} if rebased else {})})
+
+    def rebase_monitors(self) -> list[str]:
+        """Point the model's monitors at the data the kept candidate was trained on.
+
+        Only monitors whose reference is a version of the automation's dataset move,
+        so drift is measured against what the champion learnt from; one left on the
+        old version would keep its incident open for as long as the data differs
+        from that version, and a drift trigger fires once per incident. Rebasing
+        again with the same version changes nothing, so a resumed step is harmless.
+        """
+        assert self.spec.promote is not None
+        data_ref = self.firing.evidence.get("dataset")
+        if not self.spec.promote.rebase_monitors or self.spec.data is None or not data_ref:
+            return []
+        from conveyor.monitoring.monitors import MonitorService, split_model
+
+        service = MonitorService(self.w.store, self.w.content, self.automation.project, self.w.home)
+        said = []
+        for monitor in service.list():
+            name, alias = split_model(monitor.model)
+            watched = name == self.model and alias in (None, self.spec.promote.alias)
+            if not watched or _split_ref(monitor.reference)[0] != self.spec.data.dataset or monitor.reference == data_ref:
+                continue
+            try:
+                service.rebase(monitor.name, data_ref)
+            except ConveyorError as exc:  # the new data lacks a watched column: keep the old reference, say why
+                said.append(f"monitor {monitor.name} still compares against {monitor.reference} ({exc})")
+                continue
+            said.append(f"monitor {monitor.name} now compares against {data_ref} (was {monitor.reference})")
+        return said
 
     def roll_back(self, outcomes: list[dict[str, Any]], candidate: live.Live | None,
                   previous: live.Live | None) -> None:

@@ -150,6 +150,9 @@ class Promote:
     challenger: str = "challenger"
     gate: dict[str, Any] | None = None  # a Gate as data (a policy file is read when the spec is stored)
     canary: Canary | None = None
+    #: when the candidate is kept, monitors of this model that compare against a version of the
+    #: automation's dataset compare against the version the candidate was trained on
+    rebase_monitors: bool = True
 
 
 @dataclass(frozen=True)
@@ -356,7 +359,8 @@ class _Parser:
         from conveyor.registry import gate as gates
         from conveyor.registry.service import parse_model_uri
 
-        t = self.table(value, "promote", {"model", "alias", "challenger", "gate", "canary", "shadow"})
+        t = self.table(value, "promote", {"model", "alias", "challenger", "gate", "canary", "shadow",
+                                          "rebase_monitors"})
         model = self.text(t.get("model"), "promote", "model")
         try:
             v.check_name(model, "model")
@@ -384,7 +388,12 @@ class _Parser:
         for mode in ("canary", "shadow"):
             if mode in t:
                 trial = self.canary(t[mode], mode)
-        return Promote(model=model, alias=alias, challenger=challenger, gate=gate, canary=trial)
+        rebase = t.get("rebase_monitors", True)
+        if not isinstance(rebase, bool):
+            raise InvalidArgument(f"{self.f('promote', 'rebase_monitors')} is true or false, got {rebase!r}",
+                                  field=self.f("promote", "rebase_monitors"))
+        return Promote(model=model, alias=alias, challenger=challenger, gate=gate, canary=trial,
+                       rebase_monitors=rebase)
 
     def canary(self, value: Any, mode: str) -> Canary:
         c = self.table(value, f"promote.{mode}", {"weight", "duration", "min_rows", "patience"})

@@ -1,4 +1,4 @@
-"""``conveyor monitor create|run|status|report|list|delete``: stored monitors of a served model."""
+"""``conveyor monitor create|run|status|report|list|rebase|delete``: stored monitors of a served model."""
 
 from __future__ import annotations
 
@@ -167,6 +167,23 @@ def list_(as_json: bool) -> None:
     table(["NAME", "MODEL", "REFERENCE", "WINDOW", "DRIFT AT", "METRIC RULE", "ALERTS", "CREATED"],
           [(m.name, m.model, m.reference, m.window, _pct(m.drift_threshold), m.metric_threshold or m.metric,
             len(m.alerts), when(m.created_at)) for m in monitors])
+
+
+@group.command("rebase")
+@click.argument("name")
+@click.option("--reference", "-r", required=True, help="The new reference dataset, name@N (say, what the "
+              "new champion was trained on).")
+@json_option
+def rebase(name: str, reference: str, as_json: bool) -> None:
+    """Compare monitor NAME against a new reference from now on; thresholds and history stay."""
+    import conveyor as cv
+
+    before = cv.monitoring.get_monitor(name).reference
+    monitor = cv.monitoring.rebase_monitor(name, reference)
+    if as_json:
+        emit_json(monitor.to_dict())
+        return
+    click.echo(f"monitor {name} now compares against {monitor.reference} (was {before})")
 
 
 @group.command("delete")

@@ -29,6 +29,7 @@ _LAZY = {
     "list_incidents": _API,
     "list_monitors": _API,
     "list_results": _API,
+    "rebase_monitor": _API,
     "run_monitor": _API,
 }
 

@@ -73,6 +73,11 @@ def delete_monitor(name: str) -> None:
     service().delete(name)
 
 
+def rebase_monitor(name: str, reference: Any) -> Monitor:
+    """Compare against ``reference`` (a dataset ``name@N`` or a DataFrame) from now on (audited)."""
+    return service().rebase(name, reference)
+
+
 def run_monitor(name: str, now: Any = None) -> MonitorRun:
     """Evaluate the monitor over the window ending at ``now`` and store the result."""
     from conveyor.monitoring.evaluation import run

@@ -163,17 +163,26 @@ def check_slices(slices: Sequence[str] | None, columns: Sequence[str], metric: s
     return list(dict.fromkeys(slices))
 
 
-def _reference_frame(reference: Any) -> tuple[Any, str]:
+def _reference_frame(reference: Any, data: Any) -> tuple[Any, str]:
+    """The reference as a DataFrame and as it is described: a dataset ref read through ``data``."""
     from conveyor.monitoring.profile import as_pandas
 
     if isinstance(reference, str):
-        import conveyor.data as data
-
         version = data.get(reference)
         return version.to_pandas(), version.ref
     if reference is None:
         raise InvalidArgument("reference is required: a dataset 'name@N' or a DataFrame", field="reference")
     return as_pandas(reference, "reference"), "<dataframe>"
+
+
+def _profiled(frame: Any, features: Sequence[str], target: str | None, prediction: str | None) -> tuple[Any, Any]:
+    """The stored reference profile and the fitted outlier detector of ``frame``."""
+    from conveyor.monitoring.outliers import OutlierDetector
+    from conveyor.monitoring.profile import ReferenceProfile
+
+    renamed = {c: n for c, n in ((prediction, PREDICTION), (target, LABEL)) if c is not None}
+    profiled = frame[[*features, *renamed]].rename(columns=renamed)
+    return ReferenceProfile.from_frame(profiled), OutlierDetector.fit(frame, columns=list(features))
 
 
 def split_model(model: object) -> tuple[str, str | None]:
@@ -209,6 +218,11 @@ class MonitorService:
 
         return ModelRegistry(self.store, self.content, self.project)
 
+    def data(self) -> Any:
+        from conveyor.data.service import DataService
+
+        return DataService(self.store, self.content, self.home)
+
     def create(
         self,
         name: str,
@@ -229,8 +243,6 @@ class MonitorService:
         slice_rule: bool = False,
     ) -> Monitor:
         """Validate everything, profile the reference once, and store the monitor."""
-        from conveyor.monitoring.outliers import OutlierDetector
-        from conveyor.monitoring.profile import ReferenceProfile
         from conveyor.registry.rules import METRIC_ALIASES
 
         v.check_name(name, "monitor")
@@ -245,7 +257,7 @@ class MonitorService:
             outlier_threshold = _number(outlier_threshold, "outlier_threshold", 0.0, 1.0)
         channels = check_alerts(alerts, self.home)
         version = self.registry().get_version(model_name, alias or "latest")
-        frame, described = _reference_frame(reference)
+        frame, described = _reference_frame(reference, self.data())
         for label, column in (("target", target), ("prediction", prediction)):
             if column is not None and column not in frame.columns:
                 raise InvalidArgument(f"the reference has no {label} column {column!r}", field=label)
@@ -269,10 +281,7 @@ class MonitorService:
         if not features:
             raise InvalidArgument(f"no column of the reference is an input of {model_name!r}; give features=",
                                   field="features")
-        renamed = {c: n for c, n in ((prediction, PREDICTION), (target, LABEL)) if c is not None}
-        profiled = frame[[*features, *renamed]].rename(columns=renamed)
-        profile = ReferenceProfile.from_frame(profiled)
-        detector = OutlierDetector.fit(frame, columns=features)
+        profile, detector = _profiled(frame, features, target, prediction)
         config = {
             "window": window.strip(), "drift_threshold": drift_threshold, "metric": metric,
             "metric_threshold": metric_threshold.strip() if metric_threshold else None, "alerts": channels,
@@ -284,6 +293,29 @@ class MonitorService:
             project=self.project, name=name, model=model, config=config, reference=profile.to_dict(),
             outliers=detector.to_dict(),
         )
+        return Monitor.of(record)
+
+    def rebase(self, name: str, reference: Any) -> Monitor:
+        """Compare from now on against ``reference`` (say, the data the new champion was trained on).
+
+        The same features, target and prediction columns are profiled again and the
+        outlier detector is refitted; thresholds, alerts, results and the open
+        incident stay (the next clean evaluation resolves it).
+        """
+        v.check_name(name, "monitor")
+        current = self.records.get_monitor(self.project, name)
+        config = dict(current.config)
+        frame, described = _reference_frame(reference, self.data())
+        features = list(config.get("features") or [])
+        target, prediction = config.get("target"), config.get("prediction")
+        missing = [c for c in (*features, target, prediction) if c is not None and c not in frame.columns]
+        if missing:
+            raise InvalidArgument(f"the new reference has no column(s) {', '.join(map(str, missing))} that monitor "
+                                  f"{name!r} watches", field="reference")
+        profile, detector = _profiled(frame, features, target, prediction)
+        config["reference"] = described
+        record = self.records.rebase_monitor(self.project, name, config=config, reference=profile.to_dict(),
+                                             outliers=detector.to_dict())
         return Monitor.of(record)
 
     def get(self, name: str) -> Monitor:

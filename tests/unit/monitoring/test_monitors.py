@@ -140,6 +140,38 @@ def test_summer_traffic_drifts_against_a_whole_year_and_reports_temp(model: Any,
     assert stored.report is not None and stored.report["columns"]["temp"]["drifted"] is True
 
 
+def test_rebasing_on_the_data_now_served_ends_the_drift_and_keeps_the_history(
+    model: Any, bikes: pd.DataFrame
+) -> None:
+    from click.testing import CliRunner
+
+    from conveyor.cli.main import cli
+
+    made = _create(bikes, metric=None, metric_threshold=None)
+    summer = _reference(bikes)[_reference(bikes)["mnth"].isin([7, 8])]
+    _serve(model, summer.sample(400, random_state=2), labels=False)
+    assert cv.monitoring.run_monitor("bikes", now=NOW).change == "opened"
+    with pytest.raises(InvalidArgument) as err:  # the new data must hold every watched column
+        cv.monitoring.rebase_monitor("bikes", summer.drop(columns=["temp"]))
+    assert err.value.field == "reference" and "temp" in err.value.message
+    assert cv.monitoring.get_monitor("bikes") == made
+
+    cv.data.log(summer, name="summer-2011")
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["monitor", "rebase", "bikes", "--reference", "no-such-data@1"], prog_name="conveyor")
+    assert bad.exit_code != 0 and cv.monitoring.get_monitor("bikes") == made
+    done = runner.invoke(cli, ["monitor", "rebase", "bikes", "--reference", "summer-2011@1"], prog_name="conveyor")
+    assert done.exit_code == 0, done.output
+    assert "now compares against summer-2011@1 (was <dataframe>)" in done.output
+
+    rebased = cv.monitoring.get_monitor("bikes")
+    assert rebased.id == made.id and rebased.features == made.features
+    assert rebased.record.reference["rows"] == len(summer)
+    outcome = cv.monitoring.run_monitor("bikes", now=NOW)  # the same traffic, now against summer
+    assert outcome.status == "ok" and outcome.change == "resolved", outcome.result.reasons
+    assert [r.status for r in cv.monitoring.list_results("bikes")] == ["ok", "drift"]
+
+
 def test_a_breach_alerts_once_and_a_healthy_window_resolves_it(
     model: Any, bikes: pd.DataFrame, tmp_path: Path
 ) -> None:

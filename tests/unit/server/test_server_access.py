@@ -122,6 +122,7 @@ def example(world: World, e: Endpoint) -> dict[str, Any]:
         "DatasetVersionIn": {"content_hash": DIGEST, "kind": "files", "num_files": 1, "size": len(CONTENT)},
         "CheckIn": {"version": 1, "target": "ds@1", "suite": "s", "ok": True, "num_failures": 0, "report": {}},
         "MonitorIn": {"name": "mon2", "model": "m", "config": {}, "reference": {}},
+        "RebaseIn": {"config": {"window": "1d"}, "reference": {}},
         "ResultIn": RESULT,
         "DeliveriesIn": {"deliveries": [{"channel": "log", "ok": True}]},
         "UploadsIn": {"blobs": [{"digest": DIGEST, "size": len(CONTENT)}]},

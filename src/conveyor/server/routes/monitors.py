@@ -1,7 +1,7 @@
 """``/projects/{project}/monitors`` and ``/monitors/{monitor_id}``: stored monitors, results, incidents.
 
 Reads need ``viewer`` on the monitor's project, recording results and alert
-deliveries ``editor``, creating ``editor`` and deleting ``owner``. Routes that
+deliveries ``editor``, creating and rebasing ``editor`` and deleting ``owner``. Routes that
 name a monitor or incident by id authorise on the project it belongs to.
 """
 
@@ -14,7 +14,7 @@ from starlette.responses import Response
 from conveyor.server.routing import Call, Endpoint, Param, project_role
 from conveyor.server.scope import incident_in_path, monitor_in_path, project_in_path
 from conveyor.stores.metadata.monitors import NewResult
-from conveyor.stores.metadata.wire import DeliveriesIn, MonitorIn, ResultIn
+from conveyor.stores.metadata.wire import DeliveriesIn, MonitorIn, RebaseIn, ResultIn
 
 
 def create(call: Call) -> Any:
@@ -36,6 +36,13 @@ def get(call: Call) -> Any:
 def delete(call: Call) -> Response:
     call.state.store.monitors.delete_monitor(call.path["project"], call.path["name"])
     return Response(status_code=204)
+
+
+def rebase(call: Call) -> Any:
+    body: RebaseIn = call.body
+    return call.state.store.monitors.rebase_monitor(
+        call.path["project"], call.path["name"], config=body.config, reference=body.reference, outliers=body.outliers
+    )
 
 
 def record_result(call: Call) -> Any:
@@ -80,6 +87,8 @@ ENDPOINTS = [
     Endpoint("GET", _NAMED, get, project_role("viewer", project_in_path), "Get a monitor"),
     Endpoint("DELETE", _NAMED, delete, project_role("owner", project_in_path),
              "Delete a monitor with its results and incidents"),
+    Endpoint("PUT", _NAMED + "/reference", rebase, project_role("editor", project_in_path),
+             "Give a monitor a new reference profile, outlier detector and config (results stay)", body=RebaseIn),
     Endpoint("POST", _BY_ID + "/results", record_result, project_role("editor", monitor_in_path),
              "Record an evaluation; opens or resolves the incident (idempotent with idempotency_key)",
              body=ResultIn, status=201),

@@ -121,6 +121,21 @@ class MonitorStore(Protocol):
         """Delete the monitor with its results and incidents."""
         ...
 
+    def rebase_monitor(
+        self,
+        project: str,
+        name: str,
+        *,
+        config: Mapping[str, Any],
+        reference: Mapping[str, Any],
+        outliers: Mapping[str, Any] | None,
+    ) -> MonitorRecord:
+        """Replace the reference profile, outlier detector and config in one write; results stay.
+
+        Writing the same values again changes nothing but the audit trail, so a retry is harmless.
+        """
+        ...
+
     def record_result(self, monitor_id: str, result: NewResult) -> Recorded:
         """Store ``result``; open an incident on a breach, resolve the open one on ``ok``."""
         ...

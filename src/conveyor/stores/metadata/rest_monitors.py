@@ -62,6 +62,20 @@ class RestMonitorStore:
         path = f"{self._project(project)}/{v.check_name(name, 'monitor')}"
         self._call("DELETE", path, done_if_missing=True)
 
+    def rebase_monitor(
+        self,
+        project: str,
+        name: str,
+        *,
+        config: Mapping[str, Any],
+        reference: Mapping[str, Any],
+        outliers: Mapping[str, Any] | None,
+    ) -> MonitorRecord:
+        path = f"{self._project(project)}/{v.check_name(name, 'monitor')}/reference"
+        body = {"config": dict(config), "reference": dict(reference),
+                "outliers": None if outliers is None else dict(outliers)}
+        return msgspec.convert(self._call("PUT", path, json=body), MonitorRecord)
+
     def record_result(self, monitor_id: str, result: NewResult) -> Recorded:
         check_id(monitor_id, "monitor_id")
         body = {**msgspec.structs.asdict(result), "idempotency_key": uuid.uuid4().hex}

@@ -312,6 +312,12 @@ class MonitorIn(Body):
     idempotency_key: str | None = None
 
 
+class RebaseIn(Body):
+    config: Json
+    reference: Json
+    outliers: Json | None = None
+
+
 class ResultIn(NewResult, frozen=True, forbid_unknown_fields=True):
     """One evaluation of a monitor: a ``NewResult`` and the key that makes its retry harmless."""
 

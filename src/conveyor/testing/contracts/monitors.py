@@ -120,3 +120,19 @@ class MonitorStoreContract:
         with pytest.raises(NotFound):
             monitors.delete_monitor("p", "bikes")
         assert self.make(monitors).id != made.id  # the name is free again
+
+    def test_rebasing_replaces_the_reference_and_keeps_the_history(self, monitors: Any) -> None:
+        made = self.make(monitors)
+        monitors.record_result(made.id, result("drift"))
+        newer = {**PROFILE, "rows": 999}
+        config = {**made.config, "reference": "bikes@2"}
+        rebased = monitors.rebase_monitor("p", "bikes", config=config, reference=newer, outliers={"kind": "z"})
+        assert (rebased.id, rebased.created_at) == (made.id, made.created_at)
+        assert rebased.reference == newer and rebased.config["reference"] == "bikes@2"
+        assert rebased.outliers == {"kind": "z"} and monitors.get_monitor("p", "bikes") == rebased
+        again = monitors.rebase_monitor("p", "bikes", config=config, reference=newer, outliers={"kind": "z"})
+        assert again == rebased  # a retry changes nothing
+        assert [r.status for r in monitors.list_results(made.id)] == ["drift"]
+        assert monitors.open_incident(made.id) is not None  # only a clean evaluation resolves it
+        with pytest.raises(NotFound):
+            monitors.rebase_monitor("p", "nope", config={}, reference={}, outliers=None)

@@ -119,6 +119,30 @@ class SqlMonitorStore:
                 before={"name": name, "model": row.model},
             )
 
+    def rebase_monitor(
+        self,
+        project: str,
+        name: str,
+        *,
+        config: Mapping[str, Any],
+        reference: Mapping[str, Any],
+        outliers: Mapping[str, Any] | None,
+    ) -> MonitorRecord:
+        """Give the monitor a new reference (and the detector and config that go with it)."""
+        v.check_name(project, "project")
+        v.check_name(name, "monitor")
+        values = {"config": dict(config), "reference": dict(reference),
+                  "outliers": dict(outliers) if outliers is not None else None}
+        with write_transaction(self._engine) as conn:
+            row = self._row(conn, project, name, lock=True)
+            conn.execute(update(monitors).where(monitors.c.id == row.id).values(**values))
+            append_event(
+                conn, action="monitor.rebase", object_kind="monitor", object_id=row.id, project=project,
+                before={"reference": (row.config or {}).get("reference")},
+                after={"reference": dict(config).get("reference")},
+            )
+            return _monitor(self._row(conn, project, name))
+
     def record_result(self, monitor_id: str, result: NewResult, *, idempotency_key: str | None = None) -> Recorded:
         """Store ``result`` and open or resolve the incident; a retry with the same key stores it once."""
         check_id(monitor_id, "monitor_id")
