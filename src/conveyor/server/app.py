@@ -27,6 +27,7 @@ from conveyor.server.errors import http_exception, unexpected
 from conveyor.server.routes import (
     artifacts,
     audit,
+    automation,
     blobs,
     datasets,
     governance,
@@ -47,7 +48,7 @@ from conveyor.server.upkeep import prune_keys_forever
 
 RESOURCES = (
     meta, projects, search, runs, metrics, artifacts, blobs, uploads, lineage, governance, audit, registry,
-    datasets, monitors,
+    datasets, monitors, automation,
 )
 
 

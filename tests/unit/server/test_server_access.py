@@ -37,6 +37,8 @@ RESULT = {"at": 1, "window_start": 0, "window_end": 1, "rows": 5, "labelled_rows
           "status": "drift", "reasons": ["a drifted"], "report": None}
 
 
+AUTOMATION = {"name": "auto", "pipeline": "train.py:release", "on": ["manual"]}
+
 @dataclass
 class World:
     url: str
@@ -51,6 +53,8 @@ class World:
     monitor_id: str  # monitor "mon" of project p, with an open incident
     incident_id: str
     dataset_version_id: str  # version 1 of dataset "ds"
+    automation_id: str  # automation "auto" of project p, fired once by hand
+    firing_id: str
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +84,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     assert incident is not None
     dataset = store.datasets.create_version(NewVersion(name="ds", content_hash=DIGEST, kind="files", num_files=1,
                                                        size=len(CONTENT)))
+    automation = store.automation.put_automation(project="p", name="auto", spec=AUTOMATION)
+    firing = store.automation.add_firing(automation.id, trigger="manual", key="manual:1", reason="", evidence={})
+    assert firing is not None
     store.close()
     config = ServerConfig(backend=uri, artifacts=str(tmp / "artifacts"), auth=True)
     with serve(config) as url:
@@ -87,7 +94,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             up = client.put(f"/api/v1/runs/{run.id}/artifacts/file", params={"path": "a.txt"}, content=CONTENT)
             assert up.status_code == 200, up.text
         yield World(url, admin, viewer, editor, stranger, run.id, other.id, token_id, create_app(config).state.endpoints,
-                    monitor.id, incident.id, dataset.id)
+                    monitor.id, incident.id, dataset.id, automation.id, firing.id)
 
 
 def example(world: World, e: Endpoint) -> dict[str, Any]:
@@ -123,6 +130,9 @@ def example(world: World, e: Endpoint) -> dict[str, Any]:
         "CheckIn": {"version": 1, "target": "ds@1", "suite": "s", "ok": True, "num_failures": 0, "report": {}},
         "MonitorIn": {"name": "mon2", "model": "m", "config": {}, "reference": {}},
         "RebaseIn": {"config": {"window": "1d"}, "reference": {}},
+        "AutomationIn": {"spec": AUTOMATION},
+        "EnabledIn": {"enabled": True},
+        "FiringIn": {"trigger": "manual", "key": "manual:2", "reason": "checking access"},
         "ResultIn": RESULT,
         "DeliveriesIn": {"deliveries": [{"channel": "log", "ok": True}]},
         "UploadsIn": {"blobs": [{"digest": DIGEST, "size": len(CONTENT)}]},
@@ -130,6 +140,7 @@ def example(world: World, e: Endpoint) -> dict[str, Any]:
     }
     name = "vera"
     for prefix, value in (("/projects/{project}/models", "m"), ("/projects/{project}/monitors", "mon"),
+                          ("/projects/{project}/automations", "auto"),
                           ("/projects", "p"), ("/datasets", "ds")):
         if e.path.startswith(prefix):
             name = value
@@ -137,7 +148,8 @@ def example(world: World, e: Endpoint) -> dict[str, Any]:
     values = {"run_id": run, "name": name, "project": "p", "version": "1",
               "alias": "old" if e.method == "DELETE" else "champion", "monitor_id": world.monitor_id,
               "incident_id": world.incident_id, "version_id": world.dataset_version_id,
-              "token_id": world.token_id, "key": blob_key(DIGEST)}
+              "token_id": world.token_id, "key": blob_key(DIGEST), "automation_id": world.automation_id,
+              "firing_id": world.firing_id}
     path = e.full_path.replace("{key:path}", "{key}").format(**values)
     query = {"path": "a.txt", "key": "a", "kind": "run", "id": run, "project": "p"}
     request: dict[str, Any] = {"method": e.method, "url": path,

@@ -31,7 +31,7 @@ from conveyor.core import errors
 from conveyor.core import validation as v
 from conveyor.core.context import current_actor
 from conveyor.core.entities import ArtifactFile, MetricPoint, Page, Project, Run, RunStatus
-from conveyor.core.errors import BackendUnavailable, ConveyorError, InvalidState
+from conveyor.core.errors import BackendUnavailable, ConveyorError
 from conveyor.stores.metadata import wire
 from conveyor.stores.metadata.base import PointRow
 from conveyor.stores.metadata.rest_datasets import RestDatasetStore
@@ -220,10 +220,10 @@ class RestMetadataStore:
 
     @property
     def automation(self) -> Any:
-        """Automations live next to the database: the agent needs the lease, not an HTTP hop."""
-        raise InvalidState(
-            "automations need a direct database connection (sqlite: or postgresql:), not a server URI; "
-            "run `conveyor server --agent` or `conveyor agent` with CONVEYOR_URI set to the database")
+        """Applying, firing by hand and history; the agent's own work needs the database."""
+        from conveyor.stores.metadata.rest_automation import RestAutomationStore
+
+        return RestAutomationStore(self.session)
 
     @property
     def governance(self) -> Any:
@@ -239,7 +239,15 @@ class RestMetadataStore:
     # ---------------------------------------------------------------- projects
 
     def get_or_create_project(self, name: str) -> Project:
-        return msgspec.convert(self._call("POST", "/projects", json={"name": name}), Project)
+        """Creating needs ``editor``; a viewer of an existing project gets it as it is."""
+        try:
+            return msgspec.convert(self._call("POST", "/projects", json={"name": name}), Project)
+        except errors.PermissionDenied:
+            try:
+                return self.get_project(name)
+            except (errors.PermissionDenied, errors.NotFound):
+                pass
+            raise
 
     def get_project(self, name: str) -> Project:
         return msgspec.convert(self._call("GET", f"/projects/{_seg(name)}"), Project)

@@ -312,6 +312,23 @@ class MonitorIn(Body):
     idempotency_key: str | None = None
 
 
+class AutomationIn(Body):
+    spec: Json
+    cursors: Json = {}
+    enabled: bool = True
+
+
+class EnabledIn(Body):
+    enabled: bool
+
+
+class FiringIn(Body):
+    trigger: str
+    key: str
+    reason: str
+    evidence: Json = {}
+
+
 class RebaseIn(Body):
     config: Json
     reference: Json
