@@ -55,12 +55,13 @@ class ConveyorError(Exception):
         self.message = message
         self.field = field
 
-    def to_dict(self) -> dict[str, object]:
-        """The JSON body a server answers with."""
-        body: dict[str, object] = {"error": self.code, "message": self.message}
-        if self.field is not None:
-            body["field"] = self.field
-        return body
+    def details(self) -> dict[str, Any]:
+        """What this error adds to its JSON body besides code, message and field."""
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body a server answers with: ``{"error": {"code", "message", "field", ...}}``."""
+        return error_body(self.code, self.message, self.field, **self.details())
 
 
 class InvalidArgument(ConveyorError, ValueError):
@@ -81,6 +82,9 @@ class FilterSyntaxError(InvalidArgument):
         super().__init__(f"{message} (at position {position}){pointer}", field="filter")
         self.position = position
         self.text = text
+
+    def details(self) -> dict[str, Any]:
+        return {"position": self.position, "text": self.text}
 
 
 class UnsafePath(InvalidArgument):
@@ -158,12 +162,9 @@ class DataValidationFailed(ConveyorError):
         super().__init__(message, field="data")
         self.report = report
 
-    def to_dict(self) -> dict[str, object]:
-        body = super().to_dict()
+    def details(self) -> dict[str, Any]:
         to_dict = getattr(self.report, "to_dict", None)
-        if callable(to_dict):
-            body["report"] = to_dict()
-        return body
+        return {"report": to_dict()} if callable(to_dict) else {}
 class GateFailed(InvalidState):
     """A promotion gate refused to move an alias; ``report`` holds every check."""
 
@@ -174,8 +175,8 @@ class GateFailed(InvalidState):
         super().__init__(message, field="gate")
         self.report = report
 
-    def to_dict(self) -> dict[str, object]:
-        return {**super().to_dict(), "report": self.report}
+    def details(self) -> dict[str, Any]:
+        return {"report": self.report}
 
 
 class LeaseLost(InvalidState):

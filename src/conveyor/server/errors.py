@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conveyor.core.errors import ConveyorError, FilterSyntaxError, error_body
+from conveyor.core.errors import ConveyorError, error_body
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,7 @@ def error_response(
 
 
 def conveyor_error(exc: ConveyorError) -> Response:
-    details: dict[str, Any] = {}
-    if isinstance(exc, FilterSyntaxError):
-        details = {"position": exc.position, "text": exc.text}
-    return error_response(exc.http_status, exc.code, exc.message, exc.field, **details)
+    return json_response(exc.to_dict(), exc.http_status)
 
 
 _PATH = re.compile(r"at `\$\.?([^`]*)`")

@@ -73,15 +73,10 @@ def test_subclasses_of_invalid_argument_are_caught_as_value_errors() -> None:
 
 def test_to_dict_is_the_server_body_and_includes_the_field() -> None:
     exc = InvalidArgument("lr must be a number", field="lr")
-    assert exc.to_dict() == {
-        "error": "INVALID_ARGUMENT",
-        "message": "lr must be a number",
-        "field": "lr",
-    }
+    assert exc.to_dict() == {"error": {"code": "INVALID_ARGUMENT", "message": "lr must be a number", "field": "lr"}}
     assert str(exc) == "lr must be a number"
     assert NotFound("run x does not exist").to_dict() == {
-        "error": "NOT_FOUND",
-        "message": "run x does not exist",
+        "error": {"code": "NOT_FOUND", "message": "run x does not exist", "field": None},
     }
 
 
@@ -96,4 +91,5 @@ def test_filter_syntax_error_points_at_the_position() -> None:
     assert echoed[caret.index("^")] == "<"
     assert exc.position == 14 and exc.text == text
     assert exc.field == "filter" and isinstance(exc, InvalidArgument)
-    assert exc.to_dict()["error"] == "BAD_FILTER"
+    assert exc.to_dict()["error"] == {"code": "BAD_FILTER", "message": exc.message, "field": "filter",
+                                      "position": 14, "text": text}

@@ -369,7 +369,7 @@ def test_order_by_errors(text: str, position: int, advice: str) -> None:
     assert info.value.position == position
     assert advice in info.value.message
     assert info.value.field == "order_by"
-    assert info.value.to_dict()["field"] == "order_by"
+    assert info.value.to_dict()["error"]["field"] == "order_by"
 
 
 def test_order_by_allows_ten_clauses_not_eleven() -> None:

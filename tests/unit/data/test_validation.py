@@ -62,7 +62,7 @@ def test_a_tainted_batch_is_stopped_with_the_reasons(conveyor_home: Path, adult:
         cv.data.validate_or_raise(batch, suite)
     assert info.value.report.failures == report.failures
     assert (info.value.exit_code, info.value.http_status) == (1, 422)
-    assert info.value.to_dict()["report"]["ok"] is False
+    assert info.value.to_dict()["error"]["report"]["ok"] is False
     assert cv.data.validate_or_raise(adult, suite).ok
 
 

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 
-from conveyor.core.errors import BackendUnavailable, InvalidArgument, NotFound
+from conveyor.core.errors import BackendUnavailable, GateFailed, InvalidArgument, NotFound
 from conveyor.core.ids import now_ms
 from conveyor.server.config import ServerConfig
 from conveyor.stores.metadata.rest import RestMetadataStore, error_from_response
@@ -132,6 +133,9 @@ def test_error_bodies_map_back_to_the_same_classes() -> None:
     assert type(exc).__name__ == "FilterSyntaxError" and exc.position == 3  # type: ignore[attr-defined]
     assert isinstance(error_from_response(422, b'{"error": {"code": "INVALID_BODY", "message": "m"}}'), InvalidArgument)
     assert isinstance(error_from_response(502, b"<html>bad gateway</html>"), Exception)
+    refused = GateFailed("version 2 did not beat the champion", report={"passed": False, "checks": []})
+    back = error_from_response(refused.http_status, msgspec.json.encode(refused.to_dict()))
+    assert type(back) is GateFailed and back.report == refused.report and back.field == "gate"
 
 
 def test_blob_uploads_and_downloads_survive_a_cut_connection(url: str, tmp_path: Path) -> None:

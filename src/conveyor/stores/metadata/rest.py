@@ -74,7 +74,7 @@ def error_from_response(status: int, body: bytes) -> ConveyorError:
     Exception.__init__(exc, message)
     exc.message = message
     exc.field = err.get("field")
-    for extra in ("position", "text"):
+    for extra in ("position", "text", "report"):  # what ConveyorError.details() put in the body
         if extra in err:
             setattr(exc, extra, err[extra])
     return exc
