@@ -70,29 +70,31 @@ def test_two_workers_keep_answering_when_one_is_killed(champion: tuple[Any, pd.D
     url = f"http://127.0.0.1:{port}"
     record = {"records": bikes[FEATURES].head(1).to_dict(orient="records")}
     try:
-        deadline = time.monotonic() + 60
-        while True:
+        deadline = time.monotonic() + 90
+        ready_in_a_row = 0  # new connections land on either worker: both are ready after many in a row
+        while ready_in_a_row < 20:
             try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
+                ready = httpx.get(f"{url}/ready", timeout=2).status_code == 200
             except httpx.TransportError:
-                pass
+                ready = False
+            ready_in_a_row = ready_in_a_row + 1 if ready else 0
             assert time.monotonic() < deadline and server.poll() is None, "the server did not become ready"
-            time.sleep(0.2)
+            if not ready:
+                time.sleep(0.2)
         workers = psutil.Process(server.pid).children()
         assert len(workers) >= 2
         os.kill(workers[0].pid, signal.SIGKILL)
         ok = failed = 0
-        end = time.monotonic() + 3
-        while time.monotonic() < end:
+        end = time.monotonic() + 30  # a count of answers, not a rate: a loaded machine only takes longer
+        while ok < 30 and time.monotonic() < end:
             try:
-                with httpx.Client(base_url=url, timeout=5) as http:  # a new connection each time
+                with httpx.Client(base_url=url, timeout=10) as http:  # a new connection each time
                     r = http.post("/v1/models/bike-demand/predict", json=record)
                 ok += r.status_code == 200
                 failed += r.status_code != 200
             except httpx.TransportError:
                 failed += 1
-        assert ok > 20 and failed <= 2
+        assert ok == 30 and failed <= 2, (ok, failed)
     finally:
         server.send_signal(signal.SIGINT)
         try:
