@@ -187,3 +187,63 @@ def test_a_file_edited_while_it_is_uploaded_stops_the_add(tmp_path: Path) -> Non
     finally:
         service.close()
         store.close()
+
+
+def _blob(digest: str) -> Path:
+    blob = cv.data.service().content.backend.local_path(blob_key(digest))
+    assert blob is not None
+    return blob
+
+
+def test_a_linked_add_stores_no_copy_and_makes_the_files_read_only(
+    conveyor_home: Path, tmp_path: Path
+) -> None:
+    folder = make_folder(tmp_path / "scans", 30)
+    before = {p: p.read_bytes() for p in folder.rglob("*.bin")}
+    v1 = cv.data.add(folder, name="scans", link=True)
+    assert cv.data.service().last_add.uploaded == 30
+    for item in v1.files:
+        source = folder / item.path
+        assert os.path.samefile(source, _blob(item.digest))  # one file, no copy
+        assert not source.stat().st_mode & 0o222  # an edit in place would change the store
+    # Replacing a file (as editors and most tools do) leaves the stored version intact.
+    changed = folder / v1.files[0].path
+    replacement = changed.with_suffix(".new")
+    replacement.write_bytes(b"a new scan")
+    os.replace(replacement, changed)
+    v2 = cv.data.add(folder, name="scans", link=True)
+    assert v2.ref == "scans@2" and cv.data.service().last_add.uploaded == 1
+    content = cv.data.service().content
+    assert all(content.verify(item.digest) for item in v1.files)
+    restored = cv.data.checkout("scans@1", tmp_path / "restored")
+    assert {p.relative_to(restored): p.read_bytes() for p in restored.rglob("*.bin")} == {
+        p.relative_to(folder): data for p, data in before.items()
+    }
+
+
+def test_a_linked_add_copies_where_no_link_can_be_made(conveyor_home: Path, tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs a second file system (/dev/shm) to refuse the hard link")
+    folder = shm / f"conveyor-test-{os.getpid()}-{tmp_path.name}"
+    try:
+        make_folder(folder, 5)
+        ds = cv.data.add(folder, name="elsewhere", link=True)
+        for item in ds.files:
+            source = folder / item.path
+            assert not os.path.samefile(source, _blob(item.digest))
+            assert source.stat().st_mode & stat.S_IWUSR  # a copy: the user's file is untouched
+            assert cv.data.service().content.verify(item.digest)
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_plain_add_copies_and_leaves_the_files_writable(conveyor_home: Path, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "plain", 5)
+    ds = cv.data.add(folder, name="plain")
+    for item in ds.files:
+        source = folder / item.path
+        assert not os.path.samefile(source, _blob(item.digest))
+        assert source.stat().st_mode & stat.S_IWUSR

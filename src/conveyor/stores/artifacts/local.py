@@ -9,6 +9,10 @@ the old file or the whole new one, never a partial write.
 cost: temp files are written and fsynced on several threads (the file system commits
 them together), then renamed, and each distinct folder is fsynced once, not once a file.
 A name under the root therefore only ever points to durable bytes.
+
+:meth:`LocalBackend.put_links` is the same batch with hard links in place of copies
+(``conveyor data add --link``): the source file is made read-only, since it now *is*
+the stored blob, and its bytes are fsynced before the link is published.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat as stat_module
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +47,31 @@ def _copy_synced(src: Path, dest: Path) -> None:
             os.fsync(out.fileno())
     except FileNotFoundError:  # deleted since it was listed
         raise NotFound(f"cannot store {str(src)!r}: no such file") from None
+
+
+def _link_synced(src: Path, dest: Path) -> None:
+    """Make the new name ``dest`` a hard link to ``src``, read-only, its bytes fsynced.
+
+    Copies instead where a link cannot be made (another file system, a file
+    system without links) or the file cannot be made read-only (another owner's).
+    """
+    try:
+        os.link(src, dest)
+    except FileNotFoundError:  # deleted since it was listed
+        raise NotFound(f"cannot store {str(src)!r}: no such file") from None
+    except OSError:
+        _copy_synced(src, dest)
+        return
+    try:
+        fd = os.open(dest, os.O_RDONLY)
+        try:
+            os.fchmod(fd, stat_module.S_IMODE(os.fstat(fd).st_mode) & ~0o222)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except PermissionError:  # a writable link would let an edit change the stored bytes
+        dest.unlink()
+        _copy_synced(src, dest)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -111,29 +141,48 @@ class LocalBackend:
         fsynced bytes), with the fsyncs batched: temp files are written and fsynced
         in parallel, renamed, then each distinct folder is fsynced once.
         """
+        self._put_all(items, _copy_synced)
+
+    def put_links(self, items: Sequence[tuple[str, Path]]) -> None:
+        """Store each ``(key, src)`` as a hard link to ``src``, made read-only.
+
+        No byte is copied: ``src`` and the blob become one file, so ``src`` must not be
+        edited in place afterwards (it is read-only; replace it with a new file instead).
+        Falls back to a copy per file where no link can be made. Durable like
+        :meth:`put_files`.
+        """
+        self._put_all(items, _link_synced)
+
+    def _put_all(self, items: Sequence[tuple[str, Path]], write: Callable[[Path, Path], None]) -> None:
         checked = [(key, Path(src)) for key, src in items]
         for _, src in checked:
             if not src.is_file():
                 raise NotFound(f"cannot store {str(src)!r}: no such file")
         with ThreadPoolExecutor(_SYNC_WORKERS, thread_name_prefix="conveyor-sync") as pool:
             for start in range(0, len(checked), _BATCH):
-                self._put_batch(checked[start : start + _BATCH], pool)
+                self._put_batch(checked[start : start + _BATCH], pool, write)
 
-    def _put_batch(self, items: Sequence[tuple[str, Path]], pool: ThreadPoolExecutor) -> None:
+    def _put_batch(
+        self,
+        items: Sequence[tuple[str, Path]],
+        pool: ThreadPoolExecutor,
+        write: Callable[[Path, Path], None],
+    ) -> None:
         targets = [self._path(key) for key, _ in items]
         folders = sorted({target.parent for target in targets})
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
         tmps = [t.parent / f"{TMP_MARKER}{uuid.uuid4().hex}" for t in targets]
         try:
-            list(pool.map(_copy_synced, [src for _, src in items], tmps))
+            list(pool.map(write, [src for _, src in items], tmps))
             for tmp, target in zip(tmps, targets, strict=True):
                 self._publish(tmp, target)
-        except BaseException:
+        finally:
+            # Normally none is left; a rename onto a link to the same file (a concurrent
+            # linked add of this very file) is a no-op that leaves the temp name behind.
             for tmp in tmps:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
-            raise
         list(pool.map(_fsync_dir, folders))
 
     @staticmethod
