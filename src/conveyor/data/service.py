@@ -173,7 +173,7 @@ class DataService:
             from conveyor.data.profile import profile_frame, schema_from_profile
 
             if table is None:
-                table = read_table([f.path for f in files], fmt)
+                table = read_table([Path(f.path) for f in files], fmt)
             profile = profile_frame(table)
             schema = schema_from_profile(profile)
         known = {f.digest for f in latest_files}
@@ -208,7 +208,7 @@ class DataService:
             [(Blob(f.digest, f.stat.size), f.path) for f in files], link=link
         )
         for blob, path in uploaded:
-            item = by_path[path]
+            item = by_path[str(path)]
             after = path.stat()
             if (after.st_size, after.st_mtime_ns) != (item.stat.size, item.stat.mtime_ns):
                 # The bytes uploaded may not be the bytes hashed: drop them unless they still

@@ -63,7 +63,7 @@ class StatCache:
             ).fetchone()
         return None if row is None else (Stat(row[0], row[1], row[2]), row[3])
 
-    def store(self, entries: Iterable[tuple[Path, Stat, str]]) -> None:
+    def store(self, entries: Iterable[tuple[str | Path, Stat, str]]) -> None:
         rows = [(str(p), s.size, s.mtime_ns, s.inode, d) for p, s, d in entries]
         if not rows:
             return

@@ -186,7 +186,7 @@ class ContentStore:
         return Blob(digest, size)
 
     def put_blobs(
-        self, items: Sequence[tuple[Blob, Path]], *, link: bool = False
+        self, items: Sequence[tuple[Blob, Path | str]], *, link: bool = False
     ) -> list[tuple[Blob, Path]]:
         """Store files already hashed, skipping blobs the store holds; returns those uploaded.
 
