@@ -10,6 +10,7 @@ is refused: following it would version bytes the user never put in the dataset.
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -20,6 +21,11 @@ from conveyor.data.statcache import Stat, StatCache
 from conveyor.stores.artifacts.cas import hash_file
 
 WORKERS = min(32, (os.cpu_count() or 1) * 4)
+#: A file modified this close to the moment it was hashed is not put in the stat cache.
+#: File systems stamp mtimes with a coarse clock (a few ms on ext4, 1-2 s on some), so
+#: a write in the same tick after the hash would leave (size, mtime, inode) unchanged
+#: and the cache would vouch for a stale digest ("racy git"). Such files are hashed again.
+RACY_NS = 2_000_000_000
 
 
 class LocalFile(NamedTuple):
@@ -94,6 +100,7 @@ def hash_files(source: Path, cache: StatCache | None) -> tuple[list[LocalFile], 
 
     Only files the stat cache does not vouch for are hashed.
     """
+    started = time.time_ns()
     entries = walk(source)
     if source.is_dir():
         root = source.resolve()
@@ -119,7 +126,10 @@ def hash_files(source: Path, cache: StatCache | None) -> tuple[list[LocalFile], 
             for i, (digest, _) in zip(todo, pool.map(lambda i: hash_file(entries[i][1]), todo), strict=True):
                 digests[i] = digest
         if cache is not None:
-            cache.store((keys[i], entries[i][2], digests[i]) for i in todo)
+            settled = started - RACY_NS
+            cache.store(
+                (keys[i], entries[i][2], digests[i]) for i in todo if entries[i][2].mtime_ns < settled
+            )
     files = [
         LocalFile(rel, path, st, digest)
         for (rel, path, st), digest in zip(entries, digests, strict=True)

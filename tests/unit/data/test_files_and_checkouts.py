@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,12 +22,19 @@ from conveyor.testing.s3server import s3_bucket_uri, s3_endpoint  # noqa: F401
 BIKES = Path(__file__).resolve().parents[3] / "examples" / "data" / "bike_sharing_hourly.csv"
 
 
+def backdate(path: Path, seconds: int = 60) -> None:
+    """Give a file an mtime in the past, as the files of a dataset usually have."""
+    old = time.time_ns() - seconds * 1_000_000_000
+    os.utime(path, ns=(old, old))
+
+
 def make_folder(root: Path, n: int) -> Path:
     root.mkdir(parents=True)
     for i in range(n):
         sub = root / f"part-{i % 7}"
         sub.mkdir(exist_ok=True)
         (sub / f"file-{i:04d}.bin").write_bytes(os.urandom(64 + i))
+        backdate(sub / f"file-{i:04d}.bin")
     return root
 
 
@@ -45,7 +53,29 @@ def test_the_stat_cache_rehashes_only_the_files_that_changed(tmp_path: Path) -> 
         assert digests[path.relative_to(folder).as_posix()] == hash_file(path)[0]
     unchanged = {f.relpath: f.digest for f in first if f.path not in {str(p) for p in changed}}
     assert all(digests[k] == v for k, v in unchanged.items())
+    # Just written: their mtime could still hide a second write, so they are hashed again.
+    assert hash_files(folder, cache)[1] == 2
+    for path in changed:
+        backdate(path, 30)
+    assert hash_files(folder, cache)[1] == 2  # a new mtime: hashed once more, then cached
     assert hash_files(folder, cache)[1] == 0
+    cache.close()
+
+
+def test_a_file_rewritten_within_one_mtime_tick_is_never_answered_from_the_cache(tmp_path: Path) -> None:
+    """The "racy git" case: same size, same mtime, same inode, other bytes."""
+    path = tmp_path / "data" / "a.bin"
+    path.parent.mkdir()
+    path.write_bytes(b"A" * 1000)
+    cache = StatCache(tmp_path / "cache.db")
+    first, _ = hash_files(path.parent, cache)
+    st = path.stat()
+    with open(path, "r+b") as handle:  # in place: the inode stays
+        handle.write(b"B" * 1000)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # the clock did not tick
+    assert path.stat().st_ino == st.st_ino and path.stat().st_mtime_ns == st.st_mtime_ns
+    second, hashed = hash_files(path.parent, cache)
+    assert hashed == 1 and second[0].digest == hash_file(path)[0] != first[0].digest
     cache.close()
 
 
