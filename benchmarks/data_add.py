@@ -9,6 +9,8 @@ Measures, each tool as its command-line user runs it (a fresh process per call):
   were just written) and multi-threaded BLAKE3 over every file in this process;
 - the start-up floor of a command: a bare interpreter, ``import sqlalchemy``, and
   ``conveyor --version`` (best of 3 each);
+- every re-add and no-op runs ``--repeat`` rounds (default 3, other files modified
+  each round) and the median is reported, tools interleaved round by round;
 - the same re-adds in process (``cv.data.add`` against DVC's ``Repo.add``), where
   interpreter start-up and imports are paid once, not per command;
 - link mode, each tool in its own copy of the folder: ``conveyor data add --link``
@@ -31,8 +33,11 @@ the table validated against that suite (in process).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -116,8 +121,8 @@ def startup(env: dict[str, str], cwd: Path) -> dict[str, float]:
     }
 
 
-def in_process(home: Path, repo: Path, paths: list[Path], dvc: bool) -> dict[str, float]:
-    """The no-op and 10-file re-adds as Python calls, each tool warmed up first."""
+def in_process(home: Path, repo: Path, paths: list[Path], dvc: bool, repeat: int) -> dict[str, float]:
+    """The no-op and 10-file re-adds as Python calls, each tool warmed up first (medians)."""
     os.environ["CONVEYOR_HOME"] = str(home)
     import conveyor as cv
 
@@ -127,24 +132,33 @@ def in_process(home: Path, repo: Path, paths: list[Path], dvc: bool) -> dict[str
     cv.data.add(folder, name="bench")  # imports, connection, schema check: not measured
     repo_api = None
     if dvc:
+        import logging
+
         from dvc.repo import Repo
 
+        logging.getLogger("dvc").setLevel(logging.WARNING)  # its "git add data.dvc" hints
         cwd = os.getcwd()
         os.chdir(repo)
         repo_api = Repo(str(repo))
-        repo_api.add("data")
-    for label, before in (("no-op re-add", None), (f"re-add, {MODIFIED} files modified", 1)):
-        if before is not None:
-            modify(paths, before)
-        os.sync()
-        with Clock() as clock:
-            cv.data.add(folder, name="bench")
-        results[f"conveyor {label}"] = clock.seconds
-        if repo_api is not None:
+        with contextlib.redirect_stdout(io.StringIO()):  # its "git add data.dvc" hints
+            repo_api.add("data")
+    for label, change in (("no-op re-add", False), (f"re-add, {MODIFIED} files modified", True)):
+        runs: dict[str, list[float]] = {"conveyor": [], "dvc": []}
+        for r in range(repeat):
+            if change:
+                modify(paths, repeat + r)  # not the files the command-line rounds changed
             os.sync()
             with Clock() as clock:
-                repo_api.add("data")
-            results[f"dvc {label}"] = clock.seconds
+                cv.data.add(folder, name="bench")
+            runs["conveyor"].append(clock.seconds)
+            if repo_api is not None:
+                os.sync()
+                with Clock() as clock, contextlib.redirect_stdout(io.StringIO()):
+                    repo_api.add("data")
+                runs["dvc"].append(clock.seconds)
+        for tool, times in runs.items():
+            if times:
+                results[f"{tool} {label}"] = statistics.median(times)
     if repo_api is not None:
         repo_api.close()
         os.chdir(cwd)
@@ -168,11 +182,15 @@ def bench_link(args: argparse.Namespace, work: Path, env: dict[str, str], dvc: s
     results: dict[str, float] = {}
     for label, change in (("first add", False), (f"re-add, {MODIFIED} files replaced", True),
                           ("no-op re-add", False)):
-        for tool, (cmd, cwd, tool_env) in cmds.items():
-            if change:
-                modify(paths[tool], replace=True)
-            os.sync()
-            results[f"{tool} {label}"] = timed(cmd, cwd, tool_env)
+        runs: dict[str, list[float]] = {tool: [] for tool in cmds}
+        for r in range(1 if label == "first add" else args.repeat):
+            for tool, (cmd, cwd, tool_env) in cmds.items():
+                if change:
+                    modify(paths[tool], r, replace=True)
+                os.sync()
+                runs[tool].append(timed(cmd, cwd, tool_env))
+        for tool, times in runs.items():
+            results[f"{tool} {label}"] = statistics.median(times)
     return results
 
 
@@ -202,18 +220,22 @@ def bench_add(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if dvc:
         for cmd in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "status"]):
             timed(cmd, repo, env)
-    steps = [("first add", None), (f"re-add, {MODIFIED} files modified", modify), ("no-op re-add", None)]
-    for label, before in steps:
-        if before is not None:
-            before(paths)
-        for tool, (cmd, tool_env) in tools.items():
-            os.sync()
-            results[f"{tool} {label}"] = timed(cmd, repo, tool_env)
+    steps = [("first add", False), (f"re-add, {MODIFIED} files modified", True), ("no-op re-add", False)]
+    for label, change in steps:
+        runs: dict[str, list[float]] = {tool: [] for tool in tools}
+        for r in range(1 if label == "first add" else args.repeat):
+            if change:
+                modify(paths, r)  # other files each round
+            for tool, (cmd, tool_env) in tools.items():
+                os.sync()
+                runs[tool].append(timed(cmd, repo, tool_env))
+        for tool, times in runs.items():
+            results[f"{tool} {label}"] = statistics.median(times)
     if dvc:
         results["dvc status"] = timed([dvc, "status"], repo, env)
     results["startup"] = startup(env, repo)
     if not args.no_in_process:
-        results["in_process"] = in_process(work / "conveyor-home", repo, paths, dvc is not None)
+        results["in_process"] = in_process(work / "conveyor-home", repo, paths, dvc is not None, args.repeat)
     if not args.no_link:
         results["link"] = bench_link(args, work, env, dvc)
     return results
@@ -263,6 +285,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="200 files, 32 MiB, 100,000 rows")
     parser.add_argument("--no-dvc", action="store_true", help="skip DVC even if installed")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of each re-add and no-op (medians reported; a first add runs once)")
     parser.add_argument("--no-link", action="store_true", help="skip the link-mode comparison")
     parser.add_argument("--no-in-process", action="store_true", help="skip the in-process comparison")
     parser.add_argument("--baseline", default=None, metavar="SRC",
