@@ -6,7 +6,9 @@ Measures, each tool as its command-line user runs it (a fresh process per call):
 - re-``add`` after 10 files were modified;
 - no-op re-``add`` (and ``dvc status``);
 - the physical references: reading every file once (page cache warm: the files
-  were just written) and multi-threaded BLAKE3 over every file in this process;
+  were just written), multi-threaded BLAKE3 over every file in this process,
+  Conveyor's own hashing pass (``hash_files`` without a stat cache), and a durable
+  copy of every file (copy + fsync on 8 threads: the floor of an add that copies);
 - the start-up floor of a command: a bare interpreter, ``import sqlalchemy``, and
   ``conveyor --version`` (best of 3 each);
 - every re-add and no-op runs ``--repeat`` rounds (default 3, other files modified
@@ -87,6 +89,35 @@ def blake3_all(paths: list[Path]) -> float:
 
     with Clock() as clock, ThreadPoolExecutor(min(32, (os.cpu_count() or 1) * 4)) as pool:
         list(pool.map(hash_file, paths))
+    return clock.seconds
+
+
+def hash_pass(folder: Path) -> float:
+    """Conveyor's own hashing pass over the folder (walk + thread pool), no stat cache."""
+    from conveyor.data.files import hash_files
+
+    with Clock() as clock:
+        hash_files(folder, None)
+    return clock.seconds
+
+
+def durable_copy(paths: list[Path], dest: Path) -> float:
+    """The floor of a first add that copies: every file copied and fsynced, 8 threads."""
+    dest.mkdir(parents=True)
+
+    def copy(item: tuple[int, Path]) -> None:
+        target = dest / f"{item[0]:06d}"
+        shutil.copyfile(item[1], target)  # sendfile on Linux
+        fd = os.open(target, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    os.sync()
+    with Clock() as clock, ThreadPoolExecutor(8) as pool:
+        list(pool.map(copy, enumerate(paths)))
+    shutil.rmtree(dest)
     return clock.seconds
 
 
@@ -199,7 +230,9 @@ def bench_add(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     folder = repo / "data"
     paths = make_folder(folder, args.files, args.mib << 20)
     os.sync()  # the folder is on disk before anyone adds it, as a user's data is
-    results: dict[str, Any] = {"read_all_s": read_all(paths), "blake3_s": blake3_all(paths)}
+    results: dict[str, Any] = {"read_all_s": read_all(paths), "blake3_s": blake3_all(paths),
+                               "hash_pass_s": hash_pass(folder),
+                               "durable_copy_s": durable_copy(paths, work / "copy-floor")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     env["CONVEYOR_HOME"] = str(work / "conveyor-home")
     # Both tools may cache their compiled bytecode, as an installed package does; the
@@ -320,6 +353,9 @@ def main() -> None:
               f"multi-threaded BLAKE3 {add['blake3_s']:.2f}s ({mib_s:,.0f} MiB/s); "
               f"first add / BLAKE3 = {add['conveyor first add'] / add['blake3_s']:.2f}"
               + (f", with --link {add['link']['conveyor first add'] / add['blake3_s']:.2f}" if "link" in add else ""))
+        print(f"            Conveyor's hashing pass (walk + threads, no cache) {add['hash_pass_s']:.2f}s "
+              f"= {add['hash_pass_s'] / add['blake3_s']:.2f}x BLAKE3; copying every file with an "
+              f"fsync (8 threads) {add['durable_copy_s']:.2f}s, the floor of an add that copies")
         table = bench_validate(args.rows)
         print(f"profile {args.rows:,} x 20: {table['profile_s']:.2f}s; "
               f"validate ({table['checks']} checks): {table['validate_s']:.2f}s "
