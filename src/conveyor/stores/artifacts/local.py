@@ -86,13 +86,13 @@ def _link_synced(src: Path, dest: Path) -> None:
         fd = os.open(dest, os.O_RDONLY)
         try:
             os.fchmod(fd, stat_module.S_IMODE(os.fstat(fd).st_mode) & ~0o222)
-            # The bytes must be durable; the new name is made durable by the folder's
-            # fsync. fdatasync skips the inode's other changes (mode, link count, ctime),
-            # so a file already on disk costs no journal commit of its own.
+            # The bytes must be durable before the version commits; the new name is
+            # made durable by the folder's fsync, so fdatasync is enough (on ext4 the
+            # new link count still costs a journal commit, which the threads share).
             _datasync(fd)
         finally:
             os.close(fd)
-    except PermissionError:  # a writable link would let an edit change the stored bytes
+    except OSError:  # not ours to chmod: a writable link would let an edit change the store
         dest.unlink()
         _copy_synced(src, dest)
 
