@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.core.errors import NotFound
+from conveyor.core.errors import NotFound, UnsafePath
 from conveyor.stores.artifacts.base import ByteBackend
 from conveyor.stores.artifacts.cas import ContentStore, open_content_store
 from conveyor.stores.artifacts.local import LocalBackend
@@ -92,6 +92,24 @@ class TestLocalBackend(ArtifactBackendContract):
         with pytest.raises(NotFound):
             local_backend.put_files([("a/1", src), ("a/2", tmp_path / "gone.bin")])
         assert list(local_backend.list("")) == []
+
+    def test_a_symlink_inside_the_root_cannot_lead_a_key_outside(
+        self, local_backend: LocalBackend, tmp_path: Path
+    ) -> None:
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (outside / "secret").write_bytes(b"not yours")
+        (local_backend.root / "blobs").mkdir()
+        (local_backend.root / "blobs" / "ab").symlink_to(outside, target_is_directory=True)
+        (local_backend.root / "leak").symlink_to(outside / "secret")
+        for key in ("blobs/ab/secret", "leak"):
+            with pytest.raises(UnsafePath):
+                local_backend.get_bytes(key)
+            with pytest.raises(UnsafePath):
+                local_backend.put_bytes(key, b"overwritten")
+        assert (outside / "secret").read_bytes() == b"not yours"
+        local_backend.put_bytes("blobs/cd/ok", b"fine")  # a plain key still works
+        assert local_backend.get_bytes("blobs/cd/ok") == b"fine"
 
     def test_delete_prunes_empty_folders(self, local_backend: LocalBackend) -> None:
         local_backend.put_bytes("a/b/c", b"x")

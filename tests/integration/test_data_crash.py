@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ ADD = textwrap.dedent(
     import os, signal, sys
     import conveyor as cv
 
-    folder, crash = sys.argv[1], sys.argv[2]
+    folder, crash, link = sys.argv[1], sys.argv[2], sys.argv[3:] == ["link"]
 
     def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -44,7 +45,7 @@ ADD = textwrap.dedent(
     elif crash == "commit":
         from conveyor.stores.metadata.sql import datasets
         datasets.append_event = die  # the version row is inserted; the commit never comes
-    ds = cv.data.add(folder, name="scans")
+    ds = cv.data.add(folder, name="scans", link=link)
     stats = cv.data.service().last_add
     print(ds.ref, stats.hashed, stats.uploaded, flush=True)
     if crash == "returned":  # killed the moment add returns: no clean shutdown
@@ -68,8 +69,10 @@ CHECK = textwrap.dedent(
 
 def _make_folder(folder: Path) -> None:
     folder.mkdir()
+    old = time.time_ns() - 60 * 1_000_000_000  # written a while ago: the stat cache trusts them
     for i in range(40):
         (folder / f"scan-{i:03d}.bin").write_bytes(os.urandom(2048 + i))
+        os.utime(folder / f"scan-{i:03d}.bin", ns=(old, old))
 
 
 def _env(home: Path, uri: str | None) -> dict[str, str]:
@@ -81,10 +84,11 @@ def _env(home: Path, uri: str | None) -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mode", ["copy", "link"])
 @pytest.mark.parametrize("crash", ["upload", "commit"])
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_an_add_killed_halfway_leaves_no_version_and_a_rerun_completes_it(
-    tmp_path: Path, crash: str, backend: str, request: pytest.FixtureRequest
+    tmp_path: Path, crash: str, backend: str, mode: str, request: pytest.FixtureRequest
 ) -> None:
     uri = None
     if backend == "postgresql":
@@ -98,7 +102,7 @@ def test_an_add_killed_halfway_leaves_no_version_and_a_rerun_completes_it(
     script.write_text(ADD)
     env = _env(home, uri)
 
-    killed = subprocess.run([sys.executable, str(script), str(folder), crash],
+    killed = subprocess.run([sys.executable, str(script), str(folder), crash, mode],
                             env=env, capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     stored = [p for p in (home / "artifacts" / "blobs").rglob("*") if p.is_file()]
@@ -116,7 +120,7 @@ def test_an_add_killed_halfway_leaves_no_version_and_a_rerun_completes_it(
     finally:
         store.close()
 
-    rerun = subprocess.run([sys.executable, str(script), str(folder), "none"],
+    rerun = subprocess.run([sys.executable, str(script), str(folder), "none", mode],
                            env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     ref, hashed, uploaded = rerun.stdout.split()

@@ -47,12 +47,15 @@ def _summary(ds: Any) -> str:
 @click.option("--name", "-n", required=True, help="Dataset name (letters, digits, _ - .).")
 @click.option("--description", "-d", default="", help="What this version holds.")
 @click.option("--tag", "tags", multiple=True, help="key=value (repeatable).")
+@click.option("--link", is_flag=True,
+              help="Store new files as hard links, not copies, and make them read-only "
+                   "(local artifact store on the same file system; copies elsewhere).")
 @json_option
-def add(path: Path, name: str, description: str, tags: tuple[str, ...], as_json: bool) -> None:
+def add(path: Path, name: str, description: str, tags: tuple[str, ...], link: bool, as_json: bool) -> None:
     """Version the file or folder PATH as dataset NAME."""
     import conveyor as cv
 
-    ds = cv.data.add(path, name=name, description=description, tags=_tags(tags))
+    ds = cv.data.add(path, name=name, description=description, tags=_tags(tags), link=link)
     if as_json:
         emit_json(ds.to_dict())
         return

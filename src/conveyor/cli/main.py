@@ -6,34 +6,52 @@ code can do. Errors print one line to stderr and exit with the error's code.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
 import click
 
 from conveyor._version import __version__
-from conveyor.cli import (
-    artifacts,
-    audit,
-    automation,
-    data,
-    db,
-    models,
-    monitor,
-    pipelines,
-    projects,
-    quickstart,
-    runs,
-    serve,
-    server,
-    tokens,
-    users,
-)
 from conveyor.core.errors import ConveyorError
+
+#: Every command: name -> (module under conveyor.cli, attribute). A command's module
+#: is imported only when that command runs (or for --help), so ``conveyor data add``
+#: does not pay for the server, serving or pipeline imports.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "projects": ("projects", "group"),
+    "runs": ("runs", "group"),
+    "artifacts": ("artifacts", "group"),
+    "data": ("data", "group"),
+    "models": ("models", "group"),
+    "pipelines": ("pipelines", "group"),
+    "db": ("db", "group"),
+    "monitor": ("monitor", "group"),
+    "automation": ("automation", "group"),
+    "users": ("users", "group"),
+    "tokens": ("tokens", "group"),
+    "audit": ("audit", "group"),
+    "agent": ("automation", "agent_command"),
+    "quickstart": ("quickstart", "command"),
+    "server": ("server", "command"),
+    "serve": ("serve", "serve_command"),
+    "predict": ("serve", "predict_command"),
+}
 
 
 class ConveyorGroup(click.Group):
-    """Turns Conveyor errors into one line on stderr and the error's exit code."""
+    """Loads commands on demand; turns Conveyor errors into one line on stderr and the exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = COMMANDS.get(cmd_name)
+        if found is None:
+            return None
+        module = importlib.import_module(f"conveyor.cli.{found[0]}")
+        command: click.Command = getattr(module, found[1])
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -50,18 +68,6 @@ class ConveyorGroup(click.Group):
 @click.version_option(__version__, "--version", "-V", prog_name="conveyor")
 def cli() -> None:
     """Conveyor: the production line for ML models."""
-
-
-for group in (projects.group, runs.group, artifacts.group, data.group, models.group, pipelines.group, db.group,
-    monitor.group, automation.group,
-    users.group, tokens.group, audit.group,
-):
-    cli.add_command(group)
-cli.add_command(automation.agent_command)
-cli.add_command(quickstart.command)
-cli.add_command(server.command)
-cli.add_command(serve.serve_command)
-cli.add_command(serve.predict_command)
 
 
 def main() -> None:

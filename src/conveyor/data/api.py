@@ -50,9 +50,16 @@ def add(
     name: str,
     description: str = "",
     tags: Mapping[str, str] | None = None,
+    link: bool = False,
 ) -> DatasetVersion:
-    """Version a file or folder as dataset ``name``; returns the new (or unchanged) version."""
-    return _record_output(service().add(path, name=name, description=description, tags=tags))
+    """Version a file or folder as dataset ``name``; returns the new (or unchanged) version.
+
+    ``link=True`` stores new files as read-only hard links instead of copies where the
+    artifact store is a local folder on the same file system (see :meth:`DataService.add`).
+    """
+    return _record_output(
+        service().add(path, name=name, description=description, tags=tags, link=link)
+    )
 
 
 def log(

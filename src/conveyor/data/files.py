@@ -10,6 +10,7 @@ is refused: following it would version bytes the user never put in the dataset.
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -20,13 +21,22 @@ from conveyor.data.statcache import Stat, StatCache
 from conveyor.stores.artifacts.cas import hash_file
 
 WORKERS = min(32, (os.cpu_count() or 1) * 4)
+#: A file modified this close to the moment it was hashed is not put in the stat cache.
+#: File systems stamp mtimes with a coarse clock (a few ms on ext4, 1-2 s on some), so
+#: a write in the same tick after the hash would leave (size, mtime, inode) unchanged
+#: and the cache would vouch for a stale digest ("racy git"). Such files are hashed again.
+RACY_NS = 2_000_000_000
 
 
 class LocalFile(NamedTuple):
-    """A file found under the dataset's root, with its digest once hashed."""
+    """A file found under the dataset's root, with its digest once hashed.
+
+    ``path`` is text, not a :class:`~pathlib.Path`: a walk of 100,000 files would
+    spend more on building ``Path`` objects than on the ``stat`` calls.
+    """
 
     relpath: str
-    path: Path
+    path: str
     stat: Stat
     digest: str
 
@@ -39,7 +49,7 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def walk(source: Path) -> list[tuple[str, Path, Stat]]:
+def walk(source: Path) -> list[tuple[str, str, Stat]]:
     """``(relative POSIX path, path, stat)`` of every file of ``source`` (a file or folder).
 
     Raises:
@@ -50,11 +60,11 @@ def walk(source: Path) -> list[tuple[str, Path, Stat]]:
     if not source.exists():
         raise NotFound(f"{str(source)!r} does not exist", field="path")
     if source.is_file():
-        return [(safe_relpath(source.name), source, _stat(source.stat()))]
+        return [(safe_relpath(source.name), str(source), _stat(source.stat()))]
     root = source.resolve()
-    found: list[tuple[str, Path, Stat]] = []
+    found: list[tuple[str, str, Stat]] = []
     seen = {root}
-    stack: list[tuple[Path, str]] = [(source, "")]
+    stack: list[tuple[str, str]] = [(str(source), "")]
     while stack:
         current, rel = stack.pop()
         with os.scandir(current) as entries:
@@ -76,9 +86,9 @@ def walk(source: Path) -> list[tuple[str, Path, Stat]]:
                     real = Path(entry.path).resolve()
                     if real not in seen:  # a link back up would loop forever
                         seen.add(real)
-                        stack.append((Path(entry.path), relpath + "/"))
+                        stack.append((entry.path, relpath + "/"))
                 elif entry.is_file():
-                    found.append((relpath, Path(entry.path), _stat(entry.stat())))
+                    found.append((relpath, entry.path, _stat(entry.stat())))
     if not found:
         raise InvalidArgument(f"{str(source)!r} holds no files", field="path")
     found.sort(key=lambda item: item[0])
@@ -90,10 +100,12 @@ def hash_files(source: Path, cache: StatCache | None) -> tuple[list[LocalFile], 
 
     Only files the stat cache does not vouch for are hashed.
     """
+    started = time.time_ns()
     entries = walk(source)
     if source.is_dir():
         root = source.resolve()
-        keys = [str(root / rel) for rel, _, _ in entries]
+        under = str(root).rstrip("/") + "/"  # the prefix lookup_under queries
+        keys = [under + rel for rel, _, _ in entries]
         known = cache.lookup_under(root) if cache is not None else {}
     else:
         keys = [str(source.resolve())]
@@ -114,7 +126,10 @@ def hash_files(source: Path, cache: StatCache | None) -> tuple[list[LocalFile], 
             for i, (digest, _) in zip(todo, pool.map(lambda i: hash_file(entries[i][1]), todo), strict=True):
                 digests[i] = digest
         if cache is not None:
-            cache.store((Path(keys[i]), entries[i][2], digests[i]) for i in todo)
+            settled = started - RACY_NS
+            cache.store(
+                (keys[i], entries[i][2], digests[i]) for i in todo if entries[i][2].mtime_ns < settled
+            )
     files = [
         LocalFile(rel, path, st, digest)
         for (rel, path, st), digest in zip(entries, digests, strict=True)

@@ -111,8 +111,14 @@ class DataService:
         name: str,
         description: str = "",
         tags: Mapping[str, str] | None = None,
+        link: bool = False,
     ) -> DatasetVersion:
         """Version a file or a folder; CSV/Parquet files are read, profiled and typed.
+
+        With ``link=True`` and a local artifact store on the same file system, new
+        files are stored as hard links instead of copies and made read-only (the
+        store shares them: replace such a file, never edit it in place). Elsewhere
+        files are copied as usual.
 
         Raises:
             InvalidArgument: bad name, a malformed table, an empty folder.
@@ -122,7 +128,7 @@ class DataService:
         _check_inputs(name, description, tags)
         source = Path(path)
         files, hashed = hash_files(source, self.stat_cache)
-        return self._register(files, hashed, name, description, tags, table=None)
+        return self._register(files, hashed, name, description, tags, table=None, link=link)
 
     def log(
         self,
@@ -151,6 +157,7 @@ class DataService:
         description: str,
         tags: Mapping[str, str] | None,
         table: Any,
+        link: bool = False,
     ) -> DatasetVersion:
         from conveyor.data.tables import read_table, table_format
 
@@ -166,11 +173,11 @@ class DataService:
             from conveyor.data.profile import profile_frame, schema_from_profile
 
             if table is None:
-                table = read_table([f.path for f in files], fmt)
+                table = read_table([Path(f.path) for f in files], fmt)
             profile = profile_frame(table)
             schema = schema_from_profile(profile)
         known = {f.digest for f in latest_files}
-        uploaded = self._upload([f for f in files if f.digest not in known])
+        uploaded = self._upload([f for f in files if f.digest not in known], link)
         manifest = self.content.put_manifest(listed)
         record = self.store.datasets.create_version(
             NewVersion(
@@ -194,14 +201,14 @@ class DataService:
         except NotFound:  # its manifest is not in this store (another artifact store)
             return None, []
 
-    def _upload(self, files: Sequence[LocalFile]) -> int:
+    def _upload(self, files: Sequence[LocalFile], link: bool) -> int:
         """Store the blobs the backend lacks as one durable batch; returns how many were uploaded."""
         by_path = {f.path: f for f in files}
         uploaded = self.content.put_blobs(
-            [(Blob(f.digest, f.stat.size), f.path) for f in files]
+            [(Blob(f.digest, f.stat.size), f.path) for f in files], link=link
         )
         for blob, path in uploaded:
-            item = by_path[path]
+            item = by_path[str(path)]
             after = path.stat()
             if (after.st_size, after.st_mtime_ns) != (item.stat.size, item.stat.mtime_ns):
                 # The bytes uploaded may not be the bytes hashed: drop them unless they still

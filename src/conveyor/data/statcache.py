@@ -41,7 +41,12 @@ class StatCache:
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
         with self._lock, contextlib.suppress(sqlite3.OperationalError):
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            if mode and str(mode[0]).lower() == "wal":
+                # No fsync per commit: a power cut may forget the newest entries (those
+                # files are hashed again), never leave a wrong one; it saves a disk
+                # flush on every add.
+                self._conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock, self._conn:
             self._conn.execute(_SCHEMA)
 
@@ -63,7 +68,7 @@ class StatCache:
             ).fetchone()
         return None if row is None else (Stat(row[0], row[1], row[2]), row[3])
 
-    def store(self, entries: Iterable[tuple[Path, Stat, str]]) -> None:
+    def store(self, entries: Iterable[tuple[str | Path, Stat, str]]) -> None:
         rows = [(str(p), s.size, s.mtime_ns, s.inode, d) for p, s, d in entries]
         if not rows:
             return

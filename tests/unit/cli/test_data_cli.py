@@ -56,6 +56,19 @@ def test_add_ls_and_show(bikes: str) -> None:
     assert again.startswith("bikes-raw@1 ") and "0 hashed, 0 uploaded" in again
 
 
+def test_add_with_link_stores_the_file_itself_read_only(conveyor_home: Path, tmp_path: Path) -> None:
+    import os
+
+    source = tmp_path / "bikes.csv"
+    source.write_bytes(BIKES.read_bytes())
+    out = ok("data", "add", source, "--name", "bikes-linked", "--link")
+    assert out.startswith("bikes-linked@1 ") and "1 hashed, 1 uploaded" in out
+    files = json.loads(ok("data", "show", "bikes-linked@1", "--json", "--files"))["files"]
+    hexdigest = files[0]["digest"].split(":", 1)[1]
+    blob = conveyor_home / "artifacts" / "blobs" / hexdigest[:2] / hexdigest[2:]
+    assert os.path.samefile(source, blob) and not source.stat().st_mode & 0o222
+
+
 @pytest.mark.parametrize("name", ["../up", "a/b", "with space"])
 def test_a_bad_name_is_one_line_and_exit_2(conveyor_home: Path, name: str) -> None:
     line = one_error(invoke("data", "add", BIKES, "--name", name), 2)

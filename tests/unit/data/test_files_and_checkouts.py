@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,12 +22,19 @@ from conveyor.testing.s3server import s3_bucket_uri, s3_endpoint  # noqa: F401
 BIKES = Path(__file__).resolve().parents[3] / "examples" / "data" / "bike_sharing_hourly.csv"
 
 
+def backdate(path: Path, seconds: int = 60) -> None:
+    """Give a file an mtime in the past, as the files of a dataset usually have."""
+    old = time.time_ns() - seconds * 1_000_000_000
+    os.utime(path, ns=(old, old))
+
+
 def make_folder(root: Path, n: int) -> Path:
     root.mkdir(parents=True)
     for i in range(n):
         sub = root / f"part-{i % 7}"
         sub.mkdir(exist_ok=True)
         (sub / f"file-{i:04d}.bin").write_bytes(os.urandom(64 + i))
+        backdate(sub / f"file-{i:04d}.bin")
     return root
 
 
@@ -43,9 +51,31 @@ def test_the_stat_cache_rehashes_only_the_files_that_changed(tmp_path: Path) -> 
     digests = {f.relpath: f.digest for f in second}
     for path in changed:  # the new digests are the real ones, not cached stale ones
         assert digests[path.relative_to(folder).as_posix()] == hash_file(path)[0]
-    unchanged = {f.relpath: f.digest for f in first if f.path not in changed}
+    unchanged = {f.relpath: f.digest for f in first if f.path not in {str(p) for p in changed}}
     assert all(digests[k] == v for k, v in unchanged.items())
+    # Just written: their mtime could still hide a second write, so they are hashed again.
+    assert hash_files(folder, cache)[1] == 2
+    for path in changed:
+        backdate(path, 30)
+    assert hash_files(folder, cache)[1] == 2  # a new mtime: hashed once more, then cached
     assert hash_files(folder, cache)[1] == 0
+    cache.close()
+
+
+def test_a_file_rewritten_within_one_mtime_tick_is_never_answered_from_the_cache(tmp_path: Path) -> None:
+    """The "racy git" case: same size, same mtime, same inode, other bytes."""
+    path = tmp_path / "data" / "a.bin"
+    path.parent.mkdir()
+    path.write_bytes(b"A" * 1000)
+    cache = StatCache(tmp_path / "cache.db")
+    first, _ = hash_files(path.parent, cache)
+    st = path.stat()
+    with open(path, "r+b") as handle:  # in place: the inode stays
+        handle.write(b"B" * 1000)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # the clock did not tick
+    assert path.stat().st_ino == st.st_ino and path.stat().st_mtime_ns == st.st_mtime_ns
+    second, hashed = hash_files(path.parent, cache)
+    assert hashed == 1 and second[0].digest == hash_file(path)[0] != first[0].digest
     cache.close()
 
 
@@ -187,3 +217,63 @@ def test_a_file_edited_while_it_is_uploaded_stops_the_add(tmp_path: Path) -> Non
     finally:
         service.close()
         store.close()
+
+
+def _blob(digest: str) -> Path:
+    blob = cv.data.service().content.backend.local_path(blob_key(digest))
+    assert blob is not None
+    return blob
+
+
+def test_a_linked_add_stores_no_copy_and_makes_the_files_read_only(
+    conveyor_home: Path, tmp_path: Path
+) -> None:
+    folder = make_folder(tmp_path / "scans", 30)
+    before = {p: p.read_bytes() for p in folder.rglob("*.bin")}
+    v1 = cv.data.add(folder, name="scans", link=True)
+    assert cv.data.service().last_add.uploaded == 30
+    for item in v1.files:
+        source = folder / item.path
+        assert os.path.samefile(source, _blob(item.digest))  # one file, no copy
+        assert not source.stat().st_mode & 0o222  # an edit in place would change the store
+    # Replacing a file (as editors and most tools do) leaves the stored version intact.
+    changed = folder / v1.files[0].path
+    replacement = changed.with_suffix(".new")
+    replacement.write_bytes(b"a new scan")
+    os.replace(replacement, changed)
+    v2 = cv.data.add(folder, name="scans", link=True)
+    assert v2.ref == "scans@2" and cv.data.service().last_add.uploaded == 1
+    content = cv.data.service().content
+    assert all(content.verify(item.digest) for item in v1.files)
+    restored = cv.data.checkout("scans@1", tmp_path / "restored")
+    assert {p.relative_to(restored): p.read_bytes() for p in restored.rglob("*.bin")} == {
+        p.relative_to(folder): data for p, data in before.items()
+    }
+
+
+def test_a_linked_add_copies_where_no_link_can_be_made(conveyor_home: Path, tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs a second file system (/dev/shm) to refuse the hard link")
+    folder = shm / f"conveyor-test-{os.getpid()}-{tmp_path.name}"
+    try:
+        make_folder(folder, 5)
+        ds = cv.data.add(folder, name="elsewhere", link=True)
+        for item in ds.files:
+            source = folder / item.path
+            assert not os.path.samefile(source, _blob(item.digest))
+            assert source.stat().st_mode & stat.S_IWUSR  # a copy: the user's file is untouched
+            assert cv.data.service().content.verify(item.digest)
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_plain_add_copies_and_leaves_the_files_writable(conveyor_home: Path, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "plain", 5)
+    ds = cv.data.add(folder, name="plain")
+    for item in ds.files:
+        source = folder / item.path
+        assert not os.path.samefile(source, _blob(item.digest))
+        assert source.stat().st_mode & stat.S_IWUSR

@@ -117,3 +117,18 @@ class BatchWriter(Protocol):
         """Store each ``(key, src)`` as :meth:`ByteBackend.put_file` would; all are
         durable when this returns."""
         ...
+
+
+@runtime_checkable
+class LinkWriter(Protocol):
+    """An optional extra of a local backend: store files as hard links, not copies.
+
+    Used by ``conveyor data add --link``: the stored blob and the user's file become
+    one file, made read-only so that an edit in place cannot change stored bytes.
+    Where no link can be made (another file system) the file is copied instead.
+    """
+
+    def put_links(self, items: Sequence[tuple[str, Path]]) -> None:
+        """Store each ``(key, src)`` as a read-only hard link to ``src`` (or a copy);
+        all are durable when this returns."""
+        ...

@@ -43,7 +43,7 @@ from conveyor.core.errors import (
 from conveyor.core.plugins import load_backend
 from conveyor.core.settings import get_settings
 from conveyor.core.uris import join_under, safe_relpath, scheme_of
-from conveyor.stores.artifacts.base import BatchWriter, ByteBackend
+from conveyor.stores.artifacts.base import BatchWriter, ByteBackend, LinkWriter
 
 ALGORITHM = "blake3"
 MMAP_THRESHOLD = 1 << 20  # files this big are hashed with mmap and several threads
@@ -185,12 +185,16 @@ class ContentStore:
             self.backend.put_file(key, path)
         return Blob(digest, size)
 
-    def put_blobs(self, items: Sequence[tuple[Blob, Path]]) -> list[tuple[Blob, Path]]:
+    def put_blobs(
+        self, items: Sequence[tuple[Blob, Path | str]], *, link: bool = False
+    ) -> list[tuple[Blob, Path]]:
         """Store files already hashed, skipping blobs the store holds; returns those uploaded.
 
         Every blob is durable when this returns. A backend that can write a batch
         (:class:`~.base.BatchWriter`, e.g. a local folder) syncs the batch together;
-        others get one ``put_file`` per blob on a thread pool. The caller vouches
+        others get one ``put_file`` per blob on a thread pool. With ``link=True`` a
+        backend that can (:class:`~.base.LinkWriter`) stores hard links to the files,
+        made read-only, instead of copies; others ignore it. The caller vouches
         that each path hashes to its blob.
         """
         unique = list({blob.digest: (blob, Path(path)) for blob, path in items}.values())
@@ -202,7 +206,9 @@ class ContentStore:
                                                               item[0].size), unique))
             todo = [item for item, stored in zip(unique, present, strict=True) if not stored]
             keyed = [(blob_key(blob.digest), path) for blob, path in todo]
-            if isinstance(self.backend, BatchWriter):
+            if link and isinstance(self.backend, LinkWriter):
+                self.backend.put_links(keyed)
+            elif isinstance(self.backend, BatchWriter):
                 self.backend.put_files(keyed)
             else:
                 list(pool.map(lambda pair: self.backend.put_file(*pair), keyed))

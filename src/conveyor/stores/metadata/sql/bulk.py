@@ -12,8 +12,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, or_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from conveyor.stores.metadata.sql.schema import latest_metrics
 
@@ -52,7 +50,14 @@ def latest_of(rows: Iterable[MetricRow]) -> list[dict[str, Any]]:
 
 def dialect_insert(conn: Connection) -> Any:
     """The INSERT construct with ON CONFLICT support for the connection's database."""
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    # Imported here: an embedded (SQLite) process never loads the PostgreSQL dialect.
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def insert_or_skip(conn: Connection, table: Any, keys: Sequence[Any]) -> Any:
