@@ -104,9 +104,11 @@ class OutlierDetector:
         centre, scale, seen = self._state["centre"], self._state["scale"], self._state["seen"]
         self._require(df, [*centre, *seen])
         scores = np.zeros(len(df))
-        for n in centre:
-            z = np.abs(df[n].to_numpy(dtype=float, na_value=np.nan) - centre[n]) / scale[n]
-            scores = np.fmax(scores, np.nan_to_num(z, nan=0.0))
+        for n in centre:  # in place: serving scores every logged row with this
+            z = np.subtract(df[n].to_numpy(dtype=float, na_value=np.nan), centre[n])
+            np.abs(z, out=z)
+            z *= 1.0 / scale[n]
+            np.fmax(scores, z, out=scores)  # fmax skips NaN: a missing value adds nothing
         for n, known in seen.items():
             values = df[n]
             seen_now = _as_text(values).isin(known)

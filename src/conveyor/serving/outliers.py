@@ -200,7 +200,8 @@ class OutlierWatch:
         scores = np.full(rows, np.nan)
         flags = np.zeros(rows, dtype=bool)
         scored = np.zeros(rows, dtype=bool)
-        monitor = np.full(rows, None, dtype=object)
+        by_monitor = np.zeros(rows, dtype=np.int64)  # index into ``ids``: no Python object per row
+        ids: list[str] = []
         failed = False
         for version in np.unique(versions[answered]):
             scorer = scorers.get(int(version))
@@ -216,7 +217,9 @@ class OutlierWatch:
                           f"({type(exc).__name__}: {exc}): their outlier columns are null")
                 failed = True
                 continue
-            scores[take], scored[take], monitor[take] = part, True, scorer.monitor_id
+            if scorer.monitor_id not in ids:
+                ids.append(scorer.monitor_id)
+            scores[take], scored[take], by_monitor[take] = part, True, ids.index(scorer.monitor_id)
             flags[take] = part > scorer.detector.threshold
             if self.counted is not None:
                 self.counted(self.model, scorer.monitor, int(take.sum()), int(flags[take].sum()))
@@ -224,7 +227,8 @@ class OutlierWatch:
             return columns  # no detector for these versions: no outlier columns, as without a monitor
         missing = ~scored
         return {**columns, OUTLIER_SCORE: pa.array(scores, mask=missing), OUTLIER: pa.array(flags, mask=missing),
-                OUTLIER_MONITOR: pa.array(monitor, mask=missing, type=pa.string())}
+                OUTLIER_MONITOR: pa.DictionaryArray.from_arrays(pa.array(by_monitor, mask=missing),
+                                                                pa.array(ids, pa.string())).cast(pa.string())}
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /v1/models/{name}`` shows: the detector in use and the last problem."""
