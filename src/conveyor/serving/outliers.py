@@ -120,8 +120,13 @@ class OutlierWatch:
         self.named = monitor
         self.counted = counted
         self.scorers: dict[int, Scorer | None] = {}  # by version; replaced whole, never changed in place
-        self.last_error: str | None = None
+        #: the last problem choosing a detector, and scoring with one; each said once
+        self._errors: dict[str, str | None] = {"choose": None, "score": None}
         self._lock = threading.Lock()
+
+    @property
+    def last_error(self) -> str | None:
+        return self._errors["choose"] or self._errors["score"]
 
     @property
     def current(self) -> Scorer | None:
@@ -135,7 +140,7 @@ class OutlierWatch:
             try:
                 records = self.registry.store.monitors.list_monitors(self.registry.project)
             except Exception as exc:  # the store is away: keep what we have
-                self._say(f"cannot read the monitors of project {self.registry.project!r}: {exc}")
+                self._say("choose", f"cannot read the monitors of project {self.registry.project!r}: {exc}")
                 return False
             scorers = dict(self.scorers)
             problems: list[str] = []
@@ -151,10 +156,9 @@ class OutlierWatch:
                     problems.append(why)
             changed = {v: s for v, s in scorers.items() if _key(s) != _key(self.scorers.get(v))}
             self.scorers = scorers
-            if problems:
-                self._say(problems[0])
-            elif changed:
-                self.last_error = None
+            self._say("choose", problems[0] if problems else None)
+            if changed:
+                self._errors["score"] = None  # another detector: its failures are its own
         for version, scorer in sorted(changed.items()):
             if scorer is not None:
                 log.warning("outliers of %s version %d are scored by monitor %s (%s, threshold %g)", self.model,
@@ -213,8 +217,8 @@ class OutlierWatch:
                 if part.shape != (int(take.sum()),):
                     raise ValueError(f"{part.shape[0]} scores for {int(take.sum())} rows")
             except Exception as exc:
-                self._say(f"the detector of monitor {scorer.monitor!r} failed on logged rows of {self.model} "
-                          f"({type(exc).__name__}: {exc}): their outlier columns are null")
+                self._say("score", f"the detector of monitor {scorer.monitor!r} failed on logged rows of "
+                                   f"{self.model} ({type(exc).__name__}: {exc}): their outlier columns are null")
                 failed = True
                 continue
             if scorer.monitor_id not in ids:
@@ -235,10 +239,11 @@ class OutlierWatch:
         scorer = self.current
         return {**(scorer.describe() if scorer else {"monitor": None}), "error": self.last_error}
 
-    def _say(self, message: str) -> None:
-        if message != self.last_error:
-            self.last_error = message
-            log.warning("%s", message)
+    def _say(self, kind: str, message: str | None) -> None:
+        if message != self._errors[kind]:
+            self._errors[kind] = message
+            if message is not None:
+                log.warning("%s", message)
 
 
 def _key(scorer: Scorer | None) -> str | None:

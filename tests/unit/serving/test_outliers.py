@@ -124,6 +124,12 @@ def test_bad_outlier_options_are_refused(options: dict[str, Any], field: str) ->
     assert caught.value.field == field
 
 
+def test_each_worker_gets_the_outlier_options() -> None:
+    config = ServeConfig(model="models:/bike@champion", outlier_monitor="bikes")
+    assert ServeConfig.from_json(config.to_json()) == config  # what `conveyor serve` hands its workers
+    assert not ServeConfig.from_json(ServeConfig(model="models:/bike/1", outliers=False).to_json()).outliers
+
+
 def test_the_cli_refuses_bad_outlier_options_in_one_line(conveyor_home: Path) -> None:
     for args in (["--outlier-monitor", "not a name!"], ["--outlier-monitor", "bikes", "--no-outliers"]):
         result = CliRunner().invoke(cli, ["serve", "models:/bike@champion", *args], prog_name="conveyor")
