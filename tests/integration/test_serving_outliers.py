@@ -252,6 +252,35 @@ def test_a_new_version_with_other_inputs_stops_the_scoring_until_a_monitor_fits(
     assert log.loc[v2_scored, "_outlier"].tolist() == [True] * 2 + [False] * 2 + [True] * 2  # no hum to taint
 
 
+def test_a_rebased_monitor_scores_with_its_new_detector_within_the_poll(
+    project: dict[str, Any], y2011: pd.DataFrame
+) -> None:
+    """Rebasing keeps the monitor's id but refits its detector: serving switches, monitoring re-scores the old rows."""
+    monitor = cv.monitoring.create_monitor("bikes-2011", model=MODEL, reference=project["reference"])
+    old = OutlierDetector.from_dict(monitor.record.outliers)
+    winter = y2011[y2011["season"] == 1]
+    summer = y2011[y2011["season"] == 3]
+    with running(_app()) as base, httpx.Client(base_url=base) as http:
+        before_ids = _send(http, summer.iloc[:40], per_request=20)
+        assert _until(lambda: len(_log()) == 40)
+        rebased = cv.monitoring.rebase_monitor("bikes-2011", winter)  # a reference with winter only
+        new = OutlierDetector.from_dict(rebased.record.outliers)
+        assert rebased.id == monitor.id and new.fingerprint != old.fingerprint
+        assert _until(lambda: http.get(f"/v1/models/{MODEL}").json()["outliers"][MODEL]["detector"]
+                      == new.fingerprint)
+        after_ids = _send(http, summer.iloc[40:80], per_request=20)
+    log = _log().set_index("_request_id")
+    assert log.loc[before_ids, "_outlier_detector"].eq(old.fingerprint).all()
+    assert log.loc[after_ids, "_outlier_detector"].eq(new.fingerprint).all()
+    assert log.loc[after_ids, "_outlier"].tolist() == new.flags(summer.iloc[40:80][FEATURES]).tolist()
+    assert log.loc[after_ids, "_outlier"].all()  # season 3 was never seen in winter
+    assert not log.loc[before_ids, "_outlier"].any()
+    report = cv.monitoring.run_monitor("bikes-2011")
+    assert report.result.outlier_rate == 1.0  # the rows flagged by the old detector are scored again
+    stored = cv.monitoring.list_results("bikes-2011", with_reports=True)[0].report
+    assert stored is not None and stored["outliers"]["flagged_by_serving"] == 40
+
+
 @pytest.fixture(params=["rest", pytest.param("postgres", marks=pytest.mark.postgres)])
 def remote(request: pytest.FixtureRequest, conveyor_home: Path, tmp_path: Path) -> Iterator[str]:
     """The metadata on a tracking server (``CONVEYOR_URI=http://...``) or on PostgreSQL; the log in a shared folder."""

@@ -120,7 +120,7 @@ def evaluate_window(monitor: Monitor, window: Any, *, registry: Any, store: Any)
     outliers: dict[str, int] | None = None
     if record.outliers is not None:
         try:
-            flags, logged = outlier_flags(monitor, OutlierDetector.from_dict(record.outliers), window)
+            flags, logged = outlier_flags(OutlierDetector.from_dict(record.outliers), window)
             outlier_rate = float(flags.mean())
             outliers = {"rows": len(flags), "flagged": int(flags.sum()), "flagged_by_serving": logged}
         except InvalidArgument as exc:  # a feature missing from the log: drift already says so
@@ -174,22 +174,23 @@ def evaluate_window(monitor: Monitor, window: Any, *, registry: Any, store: Any)
     return status, reasons, fields
 
 
-def outlier_flags(monitor: Monitor, detector: Any, window: Any) -> tuple[Any, int]:
+def outlier_flags(detector: Any, window: Any) -> tuple[Any, int]:
     """Per row of a non-empty window: is it an outlier? And how many verdicts came from the log.
 
-    Rows that serving flagged with this monitor's detector (``_outlier_monitor``
-    is its id) keep the logged ``_outlier``, so serving and monitoring agree;
-    the others (logged before the detector was loaded, by another monitor's
-    detector, or with serving's scoring off) are scored here from their inputs.
+    Rows that serving flagged with this monitor's detector (``_outlier_detector``
+    is its fingerprint) keep the logged ``_outlier``, so serving and monitoring
+    agree; the others (logged before the detector was loaded, by another
+    detector, before the monitor was rebased, or with serving's scoring off) are
+    scored here from their inputs.
     """
     import numpy as np
 
-    from conveyor.stores.predictions import OUTLIER, OUTLIER_MONITOR
+    from conveyor.stores.predictions import OUTLIER, OUTLIER_DETECTOR
 
     flags = np.zeros(len(window), dtype=bool)
     logged = np.zeros(len(window), dtype=bool)
-    if OUTLIER in window.columns and OUTLIER_MONITOR in window.columns:
-        logged = (window[OUTLIER_MONITOR] == monitor.id).to_numpy() & window[OUTLIER].notna().to_numpy()
+    if OUTLIER in window.columns and OUTLIER_DETECTOR in window.columns:
+        logged = (window[OUTLIER_DETECTOR] == detector.fingerprint).to_numpy() & window[OUTLIER].notna().to_numpy()
         flags[logged] = window.loc[logged, OUTLIER].to_numpy(dtype=bool)
     if not logged.all():
         flags[~logged] = detector.flags(window[~logged])

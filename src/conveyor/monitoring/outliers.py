@@ -125,6 +125,19 @@ class OutlierDetector:
             return list(self._state["columns"])
         return [*self._state["centre"], *self._state["seen"]]
 
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the fitted state: equal fingerprints give equal verdicts (``robust_z`` only)."""
+        import hashlib
+        import json
+
+        data = self.to_dict()
+        canonical = {**data, "threshold": _number(data["threshold"]),  # 1 and 1.0 are the same detector
+                     "centre": {k: _number(x) for k, x in data["centre"].items()},
+                     "scale": {k: _number(x) for k, x in data["scale"].items()}}
+        text = json.dumps(canonical, sort_keys=True, default=str)
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
     def flags(self, frame: Any) -> np.ndarray:
         return self.score(frame) > self.threshold
 
@@ -160,3 +173,10 @@ def _as_text(values: Any) -> Any:
         if np.all(np.abs(present) < 2**53) and np.array_equal(present, np.round(present)):
             values = values.astype("Int64")
     return values.astype(str)
+
+
+def _number(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value  # not a number: scoring will say so, not the fingerprint

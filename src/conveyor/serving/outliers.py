@@ -4,8 +4,9 @@ A monitor keeps the outlier detector it fitted on its reference
 (:class:`~conveyor.monitoring.outliers.OutlierDetector`, stored as data). The
 serving process loads the detector of a monitor of the model it serves and
 scores every answered row of the prediction log with it: ``_outlier_score``,
-``_outlier`` (over the detector's threshold) and ``_outlier_monitor`` (the
-monitor's id, so monitoring knows whose verdict it reads).
+``_outlier`` (over the detector's threshold), ``_outlier_monitor`` (the
+monitor's id) and ``_outlier_detector`` (the detector's fingerprint, so
+monitoring knows whose verdict it reads, before and after a rebase).
 
 The scoring happens on the log writer's thread, vectorised over the rows of a
 segment, never on the request path: a request costs nothing more, and a
@@ -16,7 +17,7 @@ project's monitors of the served model whose detector reads only columns the
 served version takes, the one on the served alias first (``bike@champion`` for
 ``models:/bike@champion``), then one on the bare model name, then the newest.
 The choice is made again every ``poll`` seconds on a daemon thread, so a
-monitor created later, or a new version with other inputs, is picked up.
+monitor created or rebased later, or a new version with other inputs, is picked up.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ import numpy as np
 
 from conveyor.registry.service import parse_model_uri
 from conveyor.serving.live import LiveModel, Loaded
-from conveyor.stores.predictions import ERROR, OUTLIER, OUTLIER_MONITOR, OUTLIER_SCORE
+from conveyor.stores.predictions import (
+    ERROR,
+    OUTLIER,
+    OUTLIER_DETECTOR,
+    OUTLIER_MONITOR,
+    OUTLIER_SCORE,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +53,11 @@ class Scorer:
     monitor: str
     detector: Any  # OutlierDetector
     columns: list[str]
+    fingerprint: str
 
     def describe(self) -> dict[str, Any]:
-        return {"monitor": self.monitor, "monitor_id": self.monitor_id, "method": self.detector.method,
-                "threshold": self.detector.threshold, "columns": self.columns}
+        return {"monitor": self.monitor, "monitor_id": self.monitor_id, "detector": self.fingerprint,
+                "method": self.detector.method, "threshold": self.detector.threshold, "columns": self.columns}
 
 
 def input_names(loaded: Loaded | None) -> list[str] | None:
@@ -154,15 +162,16 @@ class OutlierWatch:
                 scorers[loaded.version] = self._scorer(record, scorers.get(loaded.version), problems)
                 if why is not None:
                     problems.append(why)
-            changed = {v: s for v, s in scorers.items() if _key(s) != _key(self.scorers.get(v))}
+            changed = {v: s for v, s in scorers.items() if s is not self.scorers.get(v)}
             self.scorers = scorers
             self._say("choose", problems[0] if problems else None)
             if changed:
                 self._errors["score"] = None  # another detector: its failures are its own
         for version, scorer in sorted(changed.items()):
             if scorer is not None:
-                log.warning("outliers of %s version %d are scored by monitor %s (%s, threshold %g)", self.model,
-                            version, scorer.monitor, scorer.detector.method, scorer.detector.threshold)
+                log.warning("outliers of %s version %d are scored by monitor %s (%s, threshold %g, detector %s)",
+                            self.model, version, scorer.monitor, scorer.detector.method, scorer.detector.threshold,
+                            scorer.fingerprint)
             elif not problems:
                 log.warning("no monitor of %s has an outlier detector now: version %d is not scored", self.model,
                             version)
@@ -174,11 +183,12 @@ class OutlierWatch:
 
         if record is None:
             return None
-        if previous is not None and previous.monitor_id == record.id:
-            return previous  # monitors do not change; a new one of the same name has a new id
         try:
             detector = OutlierDetector.from_dict(record.outliers)
-            return Scorer(record.id, record.name, detector, detector.columns)
+            fingerprint = detector.fingerprint
+            if previous is not None and (previous.monitor_id, previous.fingerprint) == (record.id, fingerprint):
+                return previous  # the same detector (a rebased monitor keeps its id, not its detector)
+            return Scorer(record.id, record.name, detector, detector.columns, fingerprint)
         except Exception as exc:
             problems.append(f"the detector of monitor {record.name!r} cannot be read "
                             f"({type(exc).__name__}: {exc}): outliers are not scored")
@@ -204,8 +214,8 @@ class OutlierWatch:
         scores = np.full(rows, np.nan)
         flags = np.zeros(rows, dtype=bool)
         scored = np.zeros(rows, dtype=bool)
-        by_monitor = np.zeros(rows, dtype=np.int64)  # index into ``ids``: no Python object per row
-        ids: list[str] = []
+        by_scorer = np.zeros(rows, dtype=np.int64)  # index into ``used``: no Python object per row
+        used: list[Scorer] = []
         failed = False
         for version in np.unique(versions[answered]):
             scorer = scorers.get(int(version))
@@ -221,18 +231,23 @@ class OutlierWatch:
                                    f"{self.model} ({type(exc).__name__}: {exc}): their outlier columns are null")
                 failed = True
                 continue
-            if scorer.monitor_id not in ids:
-                ids.append(scorer.monitor_id)
-            scores[take], scored[take], by_monitor[take] = part, True, ids.index(scorer.monitor_id)
+            if scorer not in used:
+                used.append(scorer)
+            scores[take], scored[take], by_scorer[take] = part, True, used.index(scorer)
             flags[take] = part > scorer.detector.threshold
             if self.counted is not None:
                 self.counted(self.model, scorer.monitor, int(take.sum()), int(flags[take].sum()))
         if not scored.any() and not failed:
             return columns  # no detector for these versions: no outlier columns, as without a monitor
         missing = ~scored
+        which = pa.array(by_scorer, mask=missing)
+
+        def text(values: list[str]) -> Any:
+            return pa.DictionaryArray.from_arrays(which, pa.array(values, pa.string())).cast(pa.string())
+
         return {**columns, OUTLIER_SCORE: pa.array(scores, mask=missing), OUTLIER: pa.array(flags, mask=missing),
-                OUTLIER_MONITOR: pa.DictionaryArray.from_arrays(pa.array(by_monitor, mask=missing),
-                                                                pa.array(ids, pa.string())).cast(pa.string())}
+                OUTLIER_MONITOR: text([s.monitor_id for s in used]),
+                OUTLIER_DETECTOR: text([s.fingerprint for s in used])}
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /v1/models/{name}`` shows: the detector in use and the last problem."""
@@ -244,10 +259,6 @@ class OutlierWatch:
             self._errors[kind] = message
             if message is not None:
                 log.warning("%s", message)
-
-
-def _key(scorer: Scorer | None) -> str | None:
-    return scorer.monitor_id if scorer is not None else None
 
 
 def _frame(columns: dict[str, Any], names: Sequence[str], take: np.ndarray) -> Any:

@@ -15,8 +15,9 @@ that start with an underscore: ``_request_id``, ``_ts`` (ms since the epoch),
 layer ``_variant`` and ``_row`` (the row's index in its request). When the
 serving process has an outlier detector (a stored monitor's), answered rows also
 carry ``_outlier_score`` (float), ``_outlier`` (the score is over the detector's
-threshold) and ``_outlier_monitor`` (the id of the monitor whose detector scored
-it); a row the detector could not score has nulls there. Feedback rows hold
+threshold), ``_outlier_monitor`` (the id of the monitor whose detector scored it)
+and ``_outlier_detector`` (that detector's fingerprint: a rebased monitor has a new
+one); a row the detector could not score has nulls there. Feedback rows hold
 ``_request_id``, ``_ts`` and ``_label``; the newest label for a request wins,
 and labels may arrive days after the prediction (they are joined by request id
 over whatever window is read).
@@ -68,7 +69,8 @@ RESERVED = ("_request_id", "_ts", "_model", "_version", "_latency_ms", "_predict
 ERROR = "_error"  # set on error rows only
 ROW = "_row"  # a row's index within its request: 0 marks one answered request
 #: Set by serving when a stored monitor's outlier detector scored the row.
-OUTLIER_SCORE, OUTLIER, OUTLIER_MONITOR = "_outlier_score", "_outlier", "_outlier_monitor"
+OUTLIER_SCORE, OUTLIER = "_outlier_score", "_outlier"
+OUTLIER_MONITOR, OUTLIER_DETECTOR = "_outlier_monitor", "_outlier_detector"
 DAY = 86_400_000
 
 

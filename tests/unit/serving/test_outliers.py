@@ -92,15 +92,17 @@ def test_logged_flags_of_answered_rows_and_nulls_for_error_rows(conveyor_home: P
     assert df.loc[list("abcd"), "_outlier"].tolist() == [False, False, False, True]
     assert df.loc[["e", "f"], "_outlier"].isna().all() and df.loc[["e", "f"], "_outlier_score"].isna().all()
     assert df.loc[list("abcd"), "_outlier_monitor"].eq(monitor.id).all()
+    detector = OutlierDetector.from_dict(monitor.record.outliers)
+    assert df.loc[list("abcd"), "_outlier_detector"].eq(detector.fingerprint).all()
     assert scored == [("bike", "bikes", 4, 1)]
 
-    # another monitor's flags are not this monitor's verdicts: they are scored again
+    # monitoring keeps the verdicts of its own detector, and scores again those of another
     window = df.loc[list("abcd")].reset_index()
     window.loc[0, "_outlier"] = True
-    flags, logged = outlier_flags(monitor, OutlierDetector.from_dict(monitor.record.outliers), window)
+    flags, logged = outlier_flags(detector, window)
     assert flags.tolist() == [True, False, False, True] and logged == 4
-    window["_outlier_monitor"] = "someone-else"
-    flags, logged = outlier_flags(monitor, OutlierDetector.from_dict(monitor.record.outliers), window)
+    window["_outlier_detector"] = "0123456789abcdef"
+    flags, logged = outlier_flags(detector, window)
     assert flags.tolist() == [False, False, False, True] and logged == 0
 
 
