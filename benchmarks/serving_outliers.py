@@ -122,7 +122,7 @@ def writer_side(frame: Any, repeats: int) -> list[dict[str, Any]]:
 
     detector = OutlierDetector.fit(frame, columns=FEATURES)
     watch = OutlierWatch(None, [LiveModel(None, "models:/clf/1")])  # no store: the scorer is set here
-    watch.scorers = {1: Scorer("m1", "clf", detector, detector.columns)}
+    watch.scorers = {1: Scorer("m1", "clf", detector, detector.columns, detector.fingerprint)}
     results = []
     print(f"\n{'rows':>9}{'write ms':>11}{'score ms':>11}{'score / write':>15}{'score us/row':>14}")
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-outlier-writer-") as tmp:
