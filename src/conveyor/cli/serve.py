@@ -32,10 +32,13 @@ if TYPE_CHECKING:
               help="Require a token of the tracking server (always on for non-loopback binds).")
 @click.option("--auth-cache", "auth_cache", default=5.0, show_default=True, type=float,
               help="Seconds a token check is reused (a revoked token stops working within this).")
+@click.option("--outlier-monitor", default=None,
+              help="The monitor whose outlier detector flags logged rows (default: the best fitting one).")
+@click.option("--no-outliers", is_flag=True, help="Do not score logged rows for outliers.")
 def serve_command(model_uri: str, host: str, port: int, workers: int, project: str | None, canary: str | None,
                   canary_weight: float | None, shadow: str | None, max_batch_size: int, max_wait_ms: float,
                   max_rows: int, rate_limit: float, timeout: float, no_log: bool, poll: float, auth: bool,
-                  auth_cache: float) -> None:
+                  auth_cache: float, outlier_monitor: str | None, no_outliers: bool) -> None:
     """Serve MODEL_URI (models:/NAME@ALIAS follows the alias) over HTTP."""
     import uvicorn
 
@@ -49,7 +52,8 @@ def serve_command(model_uri: str, host: str, port: int, workers: int, project: s
         model=model_uri, canary=canary, canary_weight=canary_weight, shadow=shadow,
         project=project or fluent.get_project(), max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
         max_rows=max_rows, rate_limit=rate_limit, timeout=timeout, log_predictions=not no_log, poll=poll,
-        auth=auth or not is_loopback(host), auth_cache_seconds=auth_cache,
+        auth=auth or not is_loopback(host), auth_cache_seconds=auth_cache, outliers=not no_outliers,
+        outlier_monitor=outlier_monitor,
     )
     if config.auth:
         _check_auth_backend(config)

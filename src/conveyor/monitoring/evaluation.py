@@ -117,9 +117,12 @@ def evaluate_window(monitor: Monitor, window: Any, *, registry: Any, store: Any)
     if report.target_drift is not None and report.target_drift.drifted:
         reasons.append("target drift (labels)")
     outlier_rate: float | None = None
+    outliers: dict[str, int] | None = None
     if record.outliers is not None:
         try:
-            outlier_rate = OutlierDetector.from_dict(record.outliers).rate(window)
+            flags, logged = outlier_flags(OutlierDetector.from_dict(record.outliers), window)
+            outlier_rate = float(flags.mean())
+            outliers = {"rows": len(flags), "flagged": int(flags.sum()), "flagged_by_serving": logged}
         except InvalidArgument as exc:  # a feature missing from the log: drift already says so
             reasons.append(f"outliers not scored: {exc.message}")
     if outlier_rate is not None and monitor.outlier_threshold is not None and outlier_rate > monitor.outlier_threshold:
@@ -163,11 +166,37 @@ def evaluate_window(monitor: Monitor, window: Any, *, registry: Any, store: Any)
             reasons.append(f"{'; '.join(broken)} {verb} {monitor.metric_threshold!r}"
                            + (f" (baseline {baseline:.4g})" if baseline is not None else ""))
     status = "degraded" if degraded else "drift" if drifted else "ok"
-    body = json_safe(report.to_dict() | {"performance": performance, "outlier_rate": outlier_rate})
+    body = json_safe(report.to_dict() | {"performance": performance, "outlier_rate": outlier_rate,
+                                         "outliers": outliers})
     fields = {"share_drifted": report.share_drifted, "drifted_columns": report.drifted_columns,
               "metric_value": value, "baseline": baseline, "outlier_rate": outlier_rate,
               "labelled_rows": len(labelled), "report": body}
     return status, reasons, fields
+
+
+def outlier_flags(detector: Any, window: Any) -> tuple[Any, int]:
+    """Per row of a non-empty window: is it an outlier? And how many verdicts came from the log.
+
+    Rows that serving flagged with this monitor's detector (``_outlier_detector``
+    is its fingerprint) keep the logged ``_outlier``, so serving and monitoring
+    agree; the others (logged before the detector was loaded, by another
+    detector, before the monitor was rebased, or with serving's scoring off) are
+    scored here from their inputs.
+    """
+    import numpy as np
+
+    from conveyor.stores.predictions import OUTLIER, OUTLIER_DETECTOR
+
+    flags = np.zeros(len(window), dtype=bool)
+    logged = np.zeros(len(window), dtype=bool)
+    if OUTLIER in window.columns and OUTLIER_DETECTOR in window.columns:
+        logged = (window[OUTLIER_DETECTOR] == detector.fingerprint).to_numpy() & window[OUTLIER].notna().to_numpy()
+        flags[logged] = window.loc[logged, OUTLIER].to_numpy(dtype=bool)
+    if not logged.all():
+        flags[~logged] = detector.flags(window[~logged])
+    if not len(flags):
+        raise InvalidArgument("the window has no rows", field="data")
+    return flags, int(logged.sum())
 
 
 def _slices(monitor: Monitor, window: Any, baseline: float | None) -> tuple[dict[str, Any], list[str]]:

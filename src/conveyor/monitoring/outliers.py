@@ -11,6 +11,11 @@ Two methods:
 
 A row is an outlier when its score exceeds ``threshold``. ``rate(df)`` is the
 share of outlier rows in a window, what a monitor tracks over time.
+
+Categories are compared as text, and a float column whose values are all whole
+numbers is read as integers first: a category column that came back from the
+prediction log with a null in it (Parquet gives such integers as floats) still
+says ``"2"``, not ``"2.0"``.
 """
 
 from __future__ import annotations
@@ -72,7 +77,7 @@ class OutlierDetector:
                 centre[n] = med
                 # A column with no spread around its median: fall back to its std, then to 1.
                 scale[n] = mad or float(np.nanstd(values)) or 1.0
-            seen = {n: sorted(df[n].dropna().astype(str).unique().tolist()) for n in categorical}
+            seen = {n: sorted(_as_text(df[n].dropna()).unique().tolist()) for n in categorical}
             state: dict[str, Any] = {"centre": centre, "scale": scale, "seen": seen}
             return cls(method, 6.0 if threshold is None else threshold, state)
         if not numeric:
@@ -99,14 +104,39 @@ class OutlierDetector:
         centre, scale, seen = self._state["centre"], self._state["scale"], self._state["seen"]
         self._require(df, [*centre, *seen])
         scores = np.zeros(len(df))
-        for n in centre:
-            z = np.abs(df[n].to_numpy(dtype=float, na_value=np.nan) - centre[n]) / scale[n]
-            scores = np.fmax(scores, np.nan_to_num(z, nan=0.0))
+        for n in centre:  # in place: serving scores every logged row with this
+            z = np.subtract(df[n].to_numpy(dtype=float, na_value=np.nan), centre[n])
+            np.abs(z, out=z)
+            z *= 1.0 / scale[n]
+            np.fmax(scores, z, out=scores)  # fmax skips NaN: a missing value adds nothing
         for n, known in seen.items():
             values = df[n]
-            unseen = values.notna().to_numpy() & ~values.astype(str).isin(known).to_numpy()
+            seen_now = _as_text(values).isin(known)
+            if values.dtype.kind == "f":  # detectors fitted before whole floats were read as integers said "2.0"
+                seen_now |= values.astype(str).isin(known)
+            unseen = values.notna().to_numpy() & ~seen_now.to_numpy()
             scores[unseen] = np.inf
         return scores
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns a row must have to be scored."""
+        if self.method == "isolation_forest":
+            return list(self._state["columns"])
+        return [*self._state["centre"], *self._state["seen"]]
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the fitted state: equal fingerprints give equal verdicts (``robust_z`` only)."""
+        import hashlib
+        import json
+
+        data = self.to_dict()
+        canonical = {**data, "threshold": _number(data["threshold"]),  # 1 and 1.0 are the same detector
+                     "centre": {k: _number(x) for k, x in data["centre"].items()},
+                     "scale": {k: _number(x) for k, x in data["scale"].items()}}
+        text = json.dumps(canonical, sort_keys=True, default=str)
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
     def flags(self, frame: Any) -> np.ndarray:
         return self.score(frame) > self.threshold
@@ -133,3 +163,20 @@ class OutlierDetector:
         missing = [c for c in columns if c not in df.columns]
         if missing:
             raise InvalidArgument(f"the data has no column(s) {', '.join(missing)}", field="columns")
+
+
+def _as_text(values: Any) -> Any:
+    """Categories as text; whole floats as integers first (``2.0`` is the category ``"2"``)."""
+    if values.dtype.kind == "f":
+        numbers = values.to_numpy()
+        present = numbers[~np.isnan(numbers)]
+        if np.all(np.abs(present) < 2**53) and np.array_equal(present, np.round(present)):
+            values = values.astype("Int64")
+    return values.astype(str)
+
+
+def _number(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value  # not a number: scoring will say so, not the fingerprint

@@ -96,6 +96,7 @@ class Service:
     writer: Any = None  # PredictionLogWriter
     prediction_log: Any = None
     gate: TokenGate | None = None  # auth on: the tracking server's tokens and roles
+    outliers: Any = None  # serving.outliers.Outliers: scores the logged rows
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @property
@@ -149,7 +150,7 @@ def build_service(config: ServeConfig, registry: Any) -> Service:
     if config.auth:
         gate = TokenGate.for_store(registry.store, config.project or registry.project,
                                    cache_seconds=config.auth_cache_seconds)
-    return Service(
+    service = Service(
         config=config,
         gate=gate,
         primary=variant("primary", config.model),
@@ -160,6 +161,13 @@ def build_service(config: ServeConfig, registry: Any) -> Service:
         writer=writer,
         prediction_log=prediction_log,
     )
+    if writer is not None and config.outliers:
+        from conveyor.serving.outliers import Outliers
+
+        service.outliers = Outliers.of(registry, [v.live for v in service.variants()], monitor=config.outlier_monitor,
+                                       poll=config.poll, counted=telemetry.outliers)
+        writer.annotate = service.outliers.annotate
+    return service
 
 
 def _service(request: Request) -> Service:
@@ -345,6 +353,8 @@ async def metadata(request: Request) -> Response:
             "error": variant.live.last_error,
         }
     out["version"] = out["primary"]["version"]
+    if service.outliers is not None:
+        out["outliers"] = {name: watch.describe() for name, watch in service.outliers.watches.items()}
     if service.canary is not None:
         out["canary_weight"] = service.canary_weight
         out["canary_weight_from"] = "config" if service.config.canary_weight is not None else CANARY_WEIGHT_TAG
@@ -414,10 +424,15 @@ def create_app(config: ServeConfig, registry: Any) -> ServingApp:
         for variant in service.variants():
             await loop.run_in_executor(None, variant.live.refresh)  # refuses to be ready on failure
             variant.live.follow()
+        if service.outliers is not None:  # after the versions: a detector is checked against their inputs
+            await loop.run_in_executor(None, service.outliers.refresh)
+            service.outliers.follow()
         app.state.service = service
         try:
             yield
         finally:
+            if service.outliers is not None:
+                service.outliers.stop()
             for variant in service.variants():
                 variant.live.stop()
                 await variant.batcher.close()

@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from conveyor.core import validation as v
 from conveyor.core.errors import InvalidArgument
 
 #: The model tag an automation sets to the canary's share during a trial; a deployment started
@@ -39,6 +40,10 @@ class ServeConfig:
             ``editor`` to send feedback); ``conveyor serve`` turns it on for non-loopback binds.
         auth_cache_seconds: how long a token's check is reused (a revoked token stops working
             within this time); 0 checks the store on every request.
+        outliers: score logged rows with the outlier detector of a stored monitor of the model
+            (``_outlier_score``, ``_outlier`` columns of the prediction log).
+        outlier_monitor: the monitor whose detector scores; ``None`` chooses one (see
+            :mod:`conveyor.serving.outliers`).
     """
 
     model: str
@@ -58,6 +63,8 @@ class ServeConfig:
     poll: float = 5.0
     auth: bool = False
     auth_cache_seconds: float = 5.0
+    outliers: bool = True
+    outlier_monitor: str | None = None
 
     def __post_init__(self) -> None:
         if self.canary_weight is not None and not 0.0 <= self.canary_weight <= 1.0:
@@ -74,6 +81,16 @@ class ServeConfig:
                 raise InvalidArgument(f"{name} must not be negative", field=name)
         if self.timeout <= 0:
             raise InvalidArgument("timeout must be positive", field="timeout")
+        if self.outlier_monitor is not None:
+            try:
+                v.check_name(self.outlier_monitor, "outlier monitor")
+            except InvalidArgument as exc:
+                raise InvalidArgument(exc.message, field="outlier_monitor") from None
+            if not self.outliers:
+                raise InvalidArgument("give an outlier monitor or turn outliers off, not both", field="outlier_monitor")
+            if not self.log_predictions:
+                raise InvalidArgument("outlier flags are written to the prediction log: an outlier monitor "
+                                      "needs it on", field="outlier_monitor")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

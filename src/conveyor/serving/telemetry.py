@@ -50,6 +50,8 @@ class Telemetry:
         self.latency = Histogram(LATENCY_BUCKETS)
         self.batch_rows = Histogram(BATCH_BUCKETS)
         self.live_version: dict[str, str] = {}
+        self.outliers_scored: Counter[str] = Counter()  # logged rows scored, by model
+        self.outliers_flagged: Counter[tuple[str, str]] = Counter()  # (model, monitor): rows over the threshold
 
     def request(self, model: str, route: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -63,6 +65,12 @@ class Telemetry:
     def batch(self, rows: int, seconds: float) -> None:
         with self._lock:
             self.batch_rows.observe(rows)
+
+    def outliers(self, model: str, monitor: str, scored: int, flagged: int) -> None:
+        """Rows of the prediction log scored by ``monitor``'s detector (on the writer's thread)."""
+        with self._lock:
+            self.outliers_scored[model] += scored
+            self.outliers_flagged[(model, monitor)] += flagged
 
     def render(self) -> str:
         with self._lock:
@@ -82,6 +90,18 @@ class Telemetry:
             ]
             for (model, version), n in sorted(self.answered_by.items()):
                 lines.append(f'conveyor_predictions_total{{model="{model}",version="{version}"}} {n}')
+            lines += [
+                "# HELP conveyor_outlier_scored_rows_total Logged prediction rows scored by an outlier detector.",
+                "# TYPE conveyor_outlier_scored_rows_total counter",
+            ]
+            for model, n in sorted(self.outliers_scored.items()):
+                lines.append(f'conveyor_outlier_scored_rows_total{{model="{model}"}} {n}')
+            lines += [
+                "# HELP conveyor_outliers_total Logged prediction rows flagged as outliers, by the monitor that scored them.",
+                "# TYPE conveyor_outliers_total counter",
+            ]
+            for (model, monitor), n in sorted(self.outliers_flagged.items()):
+                lines.append(f'conveyor_outliers_total{{model="{model}",monitor="{monitor}"}} {n}')
             lines += ["# HELP conveyor_model_version The version being served.", "# TYPE conveyor_model_version gauge"]
             for model, version in sorted(self.live_version.items()):
                 lines.append(f'conveyor_model_version{{model="{model}"}} {version}')

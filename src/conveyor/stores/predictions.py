@@ -12,7 +12,12 @@ whole segments or nothing. Each prediction row holds the input features as
 their own columns (so drift reads them without parsing), plus reserved columns
 that start with an underscore: ``_request_id``, ``_ts`` (ms since the epoch),
 ``_model``, ``_version``, ``_latency_ms``, ``_prediction``, and from the serving
-layer ``_variant`` and ``_row`` (the row's index in its request). Feedback rows hold
+layer ``_variant`` and ``_row`` (the row's index in its request). When the
+serving process has an outlier detector (a stored monitor's), answered rows also
+carry ``_outlier_score`` (float), ``_outlier`` (the score is over the detector's
+threshold), ``_outlier_monitor`` (the id of the monitor whose detector scored it)
+and ``_outlier_detector`` (that detector's fingerprint: a rebased monitor has a new
+one); a row the detector could not score has nulls there. Feedback rows hold
 ``_request_id``, ``_ts`` and ``_label``; the newest label for a request wins,
 and labels may arrive days after the prediction (they are joined by request id
 over whatever window is read).
@@ -27,7 +32,9 @@ version over a window, which is what the automation agent watches, and
 :meth:`PredictionLog.error_rates` the counts per version.
 
 :class:`PredictionLogWriter` batches appends in memory and writes from a
-background thread, so the request path only pays for a list append.
+background thread, so the request path only pays for a list append; its
+``annotate`` hook adds columns to each merged batch on that thread (the serving
+layer scores outliers there, off the request path).
 
 Example::
 
@@ -46,7 +53,7 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,6 +68,9 @@ log = logging.getLogger(__name__)
 RESERVED = ("_request_id", "_ts", "_model", "_version", "_latency_ms", "_prediction")
 ERROR = "_error"  # set on error rows only
 ROW = "_row"  # a row's index within its request: 0 marks one answered request
+#: Set by serving when a stored monitor's outlier detector scored the row.
+OUTLIER_SCORE, OUTLIER = "_outlier_score", "_outlier"
+OUTLIER_MONITOR, OUTLIER_DETECTOR = "_outlier_monitor", "_outlier_detector"
 DAY = 86_400_000
 
 
@@ -350,10 +360,16 @@ class PredictionLogWriter:
     ``add`` is what the request path calls: one lock and one append. ``flush``
     writes what is buffered and returns when it is stored; ``close`` flushes and
     stops the thread. A failed write keeps the rows for the next attempt.
+
+    ``annotate(model, columns)``, when set, returns the merged columns of a
+    segment with more added (it must not change the ones given); it runs on the
+    writer's thread, and if it raises the rows are written without its columns.
     """
 
-    def __init__(self, log_: PredictionLog, *, interval: float = 2.0, max_rows: int = 100_000) -> None:
+    def __init__(self, log_: PredictionLog, *, interval: float = 2.0, max_rows: int = 100_000,
+                 annotate: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None) -> None:
         self._log = log_
+        self.annotate = annotate
         self._interval = interval
         self._max_rows = max_rows
         self._items: dict[str, list[Any]] = {}  # rows (dicts) and frames, per model
@@ -386,7 +402,7 @@ class PredictionLogWriter:
             failed: dict[str, list[Any]] = {}
             for model, items in batches.items():
                 try:
-                    self._log.append_columns(model, _merge(items))
+                    self._log.append_columns(model, self._annotated(model, _merge(items)))
                 except Exception as exc:  # keep them for the next attempt
                     log.warning("could not write prediction rows for %s: %s", model, exc)
                     failed[model] = items
@@ -395,6 +411,16 @@ class PredictionLogWriter:
                     for model, items in failed.items():
                         self._items[model] = items + self._items.get(model, [])
                         self._count += sum(_length(c) for c in items)
+
+    def _annotated(self, model: str, columns: dict[str, Any]) -> dict[str, Any]:
+        if self.annotate is None:
+            return columns
+        try:
+            return self.annotate(model, columns)
+        except Exception as exc:  # extra columns are never worth losing the rows
+            log.warning("prediction rows of %s written without their extra columns: %s: %s",
+                        model, type(exc).__name__, exc)
+            return columns
 
     def close(self) -> None:
         self._closed = True
