@@ -12,7 +12,7 @@ from typing import Any
 from starlette.responses import Response
 
 from conveyor.core.errors import InvalidArgument
-from conveyor.server.blob_index import index_manifest
+from conveyor.server.blob_index import index_manifest, manifest_digests, require_held
 from conveyor.server.routing import Call, Endpoint, Param, project_role
 from conveyor.server.scope import project_in_path
 from conveyor.stores.metadata.sql.blob_refs import MODEL
@@ -90,14 +90,20 @@ def update_model(call: Call) -> Any:
 
 
 def create_version(call: Call) -> Any:
-    """Register the version, then index its package so viewers of the project can load it."""
+    """Register the version, then index its package so viewers of the project can load it.
+
+    The caller must hold the package and every file it lists (uploaded them
+    through this server, or can read them already): 403 otherwise, nothing recorded.
+    """
     body: VersionIn = call.body
+    listed = manifest_digests(call.state, body.package_digest)
+    require_held(call.state, call.principal, listed or [body.package_digest], "package_digest")
     version = call.state.store.registry.create_version(
         call.path["project"], call.path["name"], flavour=body.flavour, format=body.format,
         package_digest=body.package_digest, signature=body.signature, info=body.info, run_id=body.run_id,
         description=body.description, tags=body.tags, idempotency_key=body.idempotency_key,
     )
-    index_manifest(call.state, MODEL, call.path["project"], body.package_digest)
+    index_manifest(call.state, MODEL, call.path["project"], version.id, body.package_digest, listed)
     return version
 
 
