@@ -2,10 +2,11 @@
 
 When the artifact store is S3 and presigning is on (``/health`` says
 ``direct_uploads``), a client asks ``POST /blob-uploads`` for the blobs it
-wants to write; the server answers a presigned PUT URL for each blob it does
-not hold yet *for that caller* (a blob stored for another project gets a URL
-too, so the answer never tells who else stored what), under a staging key ``uploads/<random>/<hex digest>`` (never the
-blob's own key, so nothing unchecked is ever readable as a blob). The client
+wants to write; the server answers a presigned PUT URL for each blob the
+caller does not hold (a blob stored for another project gets a URL too, so the
+answer never tells who else stored what), under a staging key
+``uploads/<random>/<hex digest>`` (never the blob's own key, so nothing
+unchecked is ever readable as a blob). The client
 PUTs the bytes there, then ``POST /blob-uploads/complete``: the server reads
 each staged object back, checks its size and BLAKE3 hash, copies that very
 version (``CopySourceIfMatch`` on the ETag it hashed) to the blob's key and
