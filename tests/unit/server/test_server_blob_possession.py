@@ -61,8 +61,8 @@ class Team:
 
 
 @pytest.fixture
-def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Team]:
-    uri = f"sqlite:///{tmp_path / 'server.db'}"
+def team(tmp_path: Path, sql_uri: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Team]:
+    uri = sql_uri
     store = SqlMetadataStore(uri)
     gov = store.governance
     tokens = {name: gov.create_principal(name).token for name in ("eddie", "olga", "vera", "mallory")}

@@ -51,8 +51,8 @@ class Team:
 
 
 @pytest.fixture
-def team(tmp_path: Path) -> Iterator[Team]:
-    uri = f"sqlite:///{tmp_path / 'server.db'}"
+def team(tmp_path: Path, sql_uri: str) -> Iterator[Team]:
+    uri = sql_uri
     store = SqlMetadataStore(uri)
     tokens = {name: store.governance.create_principal(name).token for name in ("eddie", "olga")}
     store.governance.grant("eddie", project="p", role="editor")
