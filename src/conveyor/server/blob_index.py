@@ -69,8 +69,13 @@ def received(state: ServerState, principal: Principal, digests: Iterable[str]) -
         state.store.blob_refs.receive(principal.name, digests)
 
 
-def holds(state: ServerState, principal: Principal, digests: Iterable[str]) -> set[str]:
-    """The blobs of ``digests`` the caller uploaded or can read (every one, for an admin)."""
+def holds(state: ServerState, principal: Principal, digests: Iterable[str], *, index: bool = True) -> set[str]:
+    """The blobs of ``digests`` the caller uploaded or can read (every one, for an admin).
+
+    With ``index``, versions not indexed yet are indexed before a blob counts as
+    not held; without, such a blob is uploaded once more (cheaper for a question
+    asked before every upload).
+    """
     wanted = list(dict.fromkeys(digests))
     if principal.is_admin:
         return set(wanted)
@@ -78,7 +83,7 @@ def holds(state: ServerState, principal: Principal, digests: Iterable[str]) -> s
     readable, member = readable_projects(principal) or set(), bool(principal.roles)
     held = refs.held(principal.name, readable, member=member, digests=wanted)
     missing = [d for d in wanted if d not in held]
-    if missing and backfill(state):  # a version registered on the database may reference them
+    if missing and index and backfill(state):  # a version registered on the database may reference them
         held |= refs.held(principal.name, readable, member=member, digests=missing)
     return held
 

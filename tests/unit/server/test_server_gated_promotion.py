@@ -54,9 +54,10 @@ class Team:
 def team(tmp_path: Path, sql_uri: str) -> Iterator[Team]:
     uri = sql_uri
     store = SqlMetadataStore(uri)
-    tokens = {name: store.governance.create_principal(name).token for name in ("eddie", "olga")}
+    tokens = {name: store.governance.create_principal(name).token for name in ("eddie", "olga", "sam")}
     store.governance.grant("eddie", project="p", role="editor")
     store.governance.grant("olga", project="p", role="owner")
+    store.governance.grant("sam", project="q", role="editor")  # an editor elsewhere
     store.close()
     with serve(ServerConfig(backend=uri, artifacts=str(tmp_path / "artifacts"), auth=True)) as url:
         yield Team(url, tokens)
@@ -102,6 +103,8 @@ def test_an_editor_cannot_put_a_version_in_a_gated_champion_seat(team: Team, mon
         assert error["code"] == "PERMISSION_DENIED" and "declares a gate" in error["message"], error
     assert team.champion() == 1
     assert team.call("eddie", "GET", f"{M}/gates").json() == []
+    outsider = team.call("sam", "PUT", f"{M}/aliases/champion", json={"version": 2})
+    assert outsider.status_code == 403 and "gate" not in outsider.text  # nothing said about p's model
 
     team.act_as(monkeypatch, "eddie")  # the SDK's own promotion: the gate fails and says so (a failed verdict is kept)
     with pytest.raises(GateFailed):

@@ -206,10 +206,13 @@ def _gated(call: Call, alias: str) -> bool:
 
 
 def _owner_for_gated(call: Call, alias: str, what: str) -> str | None:
-    """``owner`` when ``alias`` is gated, refusing others with the reason (not just the role)."""
-    if not _gated(call, alias):
-        return None
+    """``owner`` when ``alias`` is gated, refusing editors with the reason (not just the role).
+
+    Callers below editor get the plain role refusal, which says nothing about the model.
+    """
     project = call.path["project"]
+    if not has_role(call.principal, project, "editor") or not _gated(call, alias):
+        return None
     if not has_role(call.principal, project, "owner"):
         raise PermissionDenied(
             f"{call.principal.name} may not {what} {alias!r} of {call.path['name']}: the model declares a gate, and "

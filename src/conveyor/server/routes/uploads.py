@@ -44,7 +44,7 @@ def negotiate(call: Call) -> Any:
     limit = state.config.max_upload
     uploads = []
     digests = [check_digest(blob.digest, f"blobs[{i}].digest") for i, blob in enumerate(body.blobs)]
-    held = holds(state, call.principal, digests)  # only what the caller may see as stored: no existence leak
+    held = holds(state, call.principal, digests, index=False)  # what the caller may see as stored: no leak
     for i, (blob, digest) in enumerate(zip(body.blobs, digests, strict=True)):
         if limit and blob.size > limit:
             raise PayloadTooLarge(f"blob {digest} of {blob.size} bytes is over the limit of {limit}",
