@@ -25,12 +25,16 @@ MiB = 1024 * 1024
               help="How long idempotency keys are kept (at least 1h); older ones are pruned hourly.")
 @click.option("--presign/--no-presign", default=True, show_default=True,
               help="With an s3:// artifact store, let clients upload straight to S3 through presigned URLs.")
+@click.option("--gated-alias", "gated_aliases", multiple=True, default=("champion",), show_default=True,
+              help="Alias only an owner may move when the model declares a gate (repeatable).")
+@click.option("--expire-uploads", "upload_expiry_days", default=1, show_default=True, type=click.IntRange(0, 3650),
+              help="Days after which unfinished direct uploads (uploads/) are expired and swept (0: never).")
 @click.option("--agent", "with_agent", is_flag=True,
               help="Also run the automation agent in this process (leader-elected: safe on several servers).")
 def command(
     backend: str | None, artifacts: str | None, host: str, port: int, workers: int, auth: bool,
     max_body: int, max_upload: int, allowed_hosts: tuple[str, ...], cors_origins: tuple[str, ...],
-    keep_keys: str, presign: bool, with_agent: bool,
+    keep_keys: str, presign: bool, gated_aliases: tuple[str, ...], upload_expiry_days: int, with_agent: bool,
 ) -> None:
     """Serve the REST API on HOST:PORT over a database and an artifact store."""
     import uvicorn
@@ -53,7 +57,8 @@ def command(
     config = ServerConfig(
         backend=backend, artifacts=artifacts, host=host, port=port, auth=auth, max_body=max_body,
         max_upload=max_upload, allowed_hosts=allowed_hosts, cors_origins=cors_origins, workers=workers,
-        key_retention=key_retention, presign=presign,
+        key_retention=key_retention, presign=presign, gated_aliases=gated_aliases,
+        upload_expiry_days=upload_expiry_days,
     )
     store = open_metadata_store(backend)  # migrate once here, not in every worker
     try:

@@ -44,7 +44,7 @@ from conveyor.server.routes import (
 from conveyor.server.routing import Endpoint, make_route
 from conveyor.server.security import SecurityMiddleware
 from conveyor.server.state import ServerState
-from conveyor.server.upkeep import prune_keys_forever
+from conveyor.server.upkeep import prune_keys_forever, tend_uploads_forever
 
 RESOURCES = (
     meta, projects, search, runs, metrics, artifacts, blobs, uploads, lineage, governance, audit, registry,
@@ -86,14 +86,18 @@ def create_app(config: ServerConfig) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = _open_state(config)
         app.state.conveyor = state
-        pruner = asyncio.create_task(prune_keys_forever(state)) if config.prune_every > 0 else None
+        tasks = []
+        if config.prune_every > 0:
+            tasks.append(asyncio.create_task(prune_keys_forever(state)))
+        if config.sweep_every > 0 and config.upload_expiry_days > 0:
+            tasks.append(asyncio.create_task(tend_uploads_forever(state)))
         try:
             yield
         finally:
-            if pruner is not None:
-                pruner.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await pruner
+                    await task
             state.close()
             if state.tmp_dir.name.startswith("conveyor-server-"):
                 shutil.rmtree(state.tmp_dir, ignore_errors=True)

@@ -40,6 +40,11 @@ class ServerConfig:
         prune_every: seconds between two prunes of old idempotency keys (0: never).
         presign: hand out presigned URLs for direct uploads when the artifact store is S3.
         presign_expiry: seconds a presigned upload URL stays valid.
+        gated_aliases: aliases that only an owner may move when the model declares a gate
+            (an editor's client-side verdict is not trusted for them).
+        upload_expiry_days: staged direct uploads (``uploads/``) older than this are expired by
+            the bucket's lifecycle rule and swept by the server (0: never).
+        sweep_every: seconds between two sweeps of stale staged uploads (0: never).
     """
 
     backend: str
@@ -56,6 +61,9 @@ class ServerConfig:
     prune_every: float = 3600
     presign: bool = True
     presign_expiry: int = 3600
+    gated_aliases: tuple[str, ...] = ("champion",)
+    upload_expiry_days: int = 1
+    sweep_every: float = 3600
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -77,4 +85,5 @@ class ServerConfig:
         raw = json.loads(os.environ[CONFIG_ENV])
         raw["allowed_hosts"] = tuple(raw.get("allowed_hosts") or ())
         raw["cors_origins"] = tuple(raw.get("cors_origins") or ())
+        raw["gated_aliases"] = tuple(raw.get("gated_aliases") or ())
         return cls(**raw)

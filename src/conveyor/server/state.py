@@ -30,7 +30,7 @@ class ServerState:
     _run_projects: dict[str, str] = field(default_factory=dict)
     # blob index backfill (``server/blob_index.py``): one at a time, and manifests it could not read
     index_lock: threading.Lock = field(default_factory=threading.Lock)
-    unindexable: set[tuple[str, str, str]] = field(default_factory=set)
+    unindexable: set[str] = field(default_factory=set)  # version ids
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property

@@ -49,3 +49,20 @@ def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         truncate_all(uri)
     yield store
     store.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sql_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URI of a fresh, empty database (migrated), once SQLite and once PostgreSQL: for a server under test."""
+    from conveyor.stores.metadata.sql.store import SqlMetadataStore
+
+    if request.param == "sqlite":
+        uri = f"sqlite:///{tmp_path / 'server.db'}"
+        SqlMetadataStore(uri).close()
+        return uri
+    from conveyor.testing.postgres import truncate_all
+
+    uri = str(request.getfixturevalue("postgres_uri"))
+    SqlMetadataStore(uri).close()
+    truncate_all(uri)
+    return uri

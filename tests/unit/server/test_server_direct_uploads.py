@@ -183,3 +183,36 @@ def test_without_s3_or_presigning_uploads_stream_through_the_server(
         assert [(f.path, f.digest) for f in files] == [("s.txt", hash_bytes(b"streamed"))]
     finally:
         sites.close()
+
+
+def test_negotiation_and_completion_do_not_take_a_digest_for_the_bytes(site: Site) -> None:
+    """Another project's blob gets an upload URL (no existence leak); a completion needs the upload itself."""
+    good = b"project p's weights"
+    digest = hash_bytes(good)
+    with cv.start_run():  # eddie stores the blob for project p
+        cv.log_text(good.decode(), "w.txt")
+    assert site.call(site.editor, "POST", "/blob-uploads",
+                     json={"blobs": [{"digest": digest, "size": len(good)}]}).json()["uploads"] == []
+    quinn = site.call(site.admin, "POST", "/principals", json={"name": "quinn"})  # editor of q, not of p
+    assert quinn.status_code in (200, 201), quinn.text
+    q = quinn.json()["token"]
+    assert site.call(site.admin, "PUT", "/principals/quinn/roles", json={"project": "q", "role": "editor"}).status_code == 200
+
+    answer = site.call(q, "POST", "/blob-uploads", json={"blobs": [{"digest": digest, "size": len(good)}]}).json()
+    assert [u["digest"] for u in answer["uploads"]] == [digest]  # the same answer as for a blob nobody stored
+    fake = {"digest": digest, "size": len(good), "upload_id": f"uploads/{'0' * 32}/{digest.split(':')[1]}"}
+    refused = site.call(q, "POST", "/blob-uploads/complete", json={"uploads": [fake]})
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "uploads[0]"
+    run = site.call(q, "POST", "/runs", json={"project": "q"}).json()
+    record = {"files": [{"path": "stolen.txt", "digest": digest, "size": len(good)}]}
+    denied = site.call(q, "POST", f"/runs/{run['id']}/artifacts", json=record)
+    assert denied.status_code == 403 and digest in denied.json()["error"]["message"]
+    assert site.call(q, "GET", f"/blobs/{blob_key(digest)}").status_code == 403
+
+    upload = answer["uploads"][0]  # quinn really has the bytes: upload them, then naming the blob is fine
+    assert httpx.put(upload["url"], content=good).status_code == 200
+    done = site.call(q, "POST", "/blob-uploads/complete",
+                     json={"uploads": [{"digest": digest, "size": len(good), "upload_id": upload["upload_id"]}]})
+    assert done.status_code == 204, done.text
+    assert site.call(q, "POST", f"/runs/{run['id']}/artifacts", json=record).status_code == 204
+    assert site.call(q, "GET", f"/blobs/{blob_key(digest)}").content == good

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,9 +15,12 @@ from sqlalchemy import select, update
 from conveyor.cli.main import cli
 from conveyor.core.ids import now_ms
 from conveyor.core.settings import reset_settings
+from conveyor.server.app import _open_state
 from conveyor.server.config import ServerConfig
+from conveyor.server.upkeep import expire_uploads, sweep_uploads
 from conveyor.stores.metadata.sql.schema import idempotency_keys
 from conveyor.stores.metadata.sql.store import SqlMetadataStore
+from conveyor.testing.s3server import s3_bucket_uri, s3_endpoint  # noqa: F401
 from conveyor.testing.server import serve
 
 DAY = 24 * 3600 * 1000
@@ -74,3 +79,78 @@ def test_prune_keys_on_the_command_line(tmp_path: Path, monkeypatch: pytest.Monk
     assert keys(store) == {"just-now"}
     store.close()
     reset_settings()
+
+
+def _stage(folder: Path, name: str, days_old: float) -> Path:
+    path = folder / "uploads" / name / ("ab" * 32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"half an upload")
+    then = time.time() - days_old * DAY / 1000
+    os.utime(path, (then, then))
+    return path
+
+
+def test_the_server_sweeps_stale_staged_uploads_of_a_local_store(tmp_path: Path) -> None:
+    artifacts = tmp_path / "artifacts"
+    old, fresh = _stage(artifacts, "a" * 32, 2), _stage(artifacts, "b" * 32, 0.5)
+    blob = artifacts / "blobs" / "ab" / ("c" * 62)
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(b"a kept blob")
+    os.utime(blob, (0, 0))  # ancient, but not a staged upload: never swept
+    config = ServerConfig(backend=f"sqlite:///{tmp_path / 'db.sqlite'}", artifacts=str(artifacts), sweep_every=0.2)
+    with serve(config):
+        deadline = time.monotonic() + 30
+        while old.exists():
+            assert time.monotonic() < deadline, "the server did not sweep"
+            time.sleep(0.1)
+        time.sleep(0.5)  # a few more sweeps
+        assert fresh.exists() and blob.exists()
+        assert not old.parent.exists()  # its folder went with it
+
+
+def _lifecycle(s3: Any, bucket: str) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    return rules
+
+
+def test_an_s3_store_gets_a_lifecycle_rule_and_stale_uploads_are_swept(
+    tmp_path: Path, s3_bucket_uri: str  # noqa: F811
+) -> None:
+    import boto3
+
+    bucket, _, prefix = s3_bucket_uri.removeprefix("s3://").partition("/")
+    s3 = boto3.session.Session().client("s3", endpoint_url=os.environ["CONVEYOR_S3_ENDPOINT_URL"])
+    theirs = {"ID": "keep-logs-a-year", "Filter": {"Prefix": "logs/"}, "Status": "Enabled",
+              "Expiration": {"Days": 365}}
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [theirs]})
+    staged = f"{prefix}/uploads/{'d' * 32}/{'ef' * 32}"
+    s3.put_object(Bucket=bucket, Key=staged, Body=b"never completed")
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/blobs/ab/{'c' * 62}", Body=b"a blob")
+
+    config = ServerConfig(backend=f"sqlite:///{tmp_path / 'db.sqlite'}", artifacts=s3_bucket_uri,
+                          upload_expiry_days=3)
+    with serve(config):
+        deadline = time.monotonic() + 30
+        while len(_lifecycle(s3, bucket)) < 2:
+            assert time.monotonic() < deadline, "the server put no lifecycle rule"
+            time.sleep(0.1)
+    rules = {r["ID"]: r for r in _lifecycle(s3, bucket)}
+    ours = next(r for i, r in rules.items() if i != "keep-logs-a-year")
+    assert rules["keep-logs-a-year"]["Expiration"] == {"Days": 365}  # the bucket's own rule is kept
+    assert ours["Filter"] == {"Prefix": f"{prefix}/uploads/"} and ours["Expiration"]["Days"] == 3
+    assert ours["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 3}
+    # the sweep (for stores without lifecycle rules): nothing is 3 days old yet; later it is
+    state = _open_state(config)
+    try:
+        assert sweep_uploads(state) == 0
+        assert expire_uploads(state) is True  # idempotent: the same rule again
+        assert len(_lifecycle(s3, bucket)) == 2
+        # moto dates every multipart upload in 2010, so this one is started only now, after the sweep above
+        started = s3.create_multipart_upload(Bucket=bucket, Key=f"{prefix}/uploads/{'e' * 32}/{'01' * 32}")
+        assert started["UploadId"] and s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+        assert sweep_uploads(state, now=time.time() + 3 * DAY / 1000 + 60) == 2
+    finally:
+        state.close()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+    assert keys == [f"{prefix}/blobs/ab/{'c' * 62}"]
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []

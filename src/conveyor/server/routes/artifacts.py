@@ -10,6 +10,7 @@ from starlette.responses import Response
 from conveyor.core.entities import ArtifactFile
 from conveyor.core.errors import NotFound
 from conveyor.core.ids import check_id
+from conveyor.server.blob_index import received, require_held
 from conveyor.server.routes._files import check_artifact_path, receive_file, send_blob, store_blob
 from conveyor.server.routing import Call, Endpoint, Param, project_role
 from conveyor.server.scope import run_in_path
@@ -23,6 +24,7 @@ def record(call: Call) -> Response:
     for i, f in enumerate(body.files):
         check_artifact_path(f.path, f"files[{i}].path")
         check_digest(f.digest, f"files[{i}].digest")
+    require_held(call.state, call.principal, [f.digest for f in body.files], "files")
     call.state.store.record_artifacts(call.path["run_id"], body.files)
     return Response(status_code=204)
 
@@ -42,6 +44,7 @@ async def upload(call: Call) -> Any:
     await run_in_threadpool(lambda: state.store.get_run(run_id, with_artifacts=False))
     tmp, digest, size = await receive_file(call.request, state.tmp_dir, state.config.max_upload)
     await run_in_threadpool(store_blob, state.content, tmp, digest, size)
+    await run_in_threadpool(received, state, call.principal, [digest])
     record_ = ArtifactFile(path=path, digest=digest, size=size)
     await run_in_threadpool(state.store.record_artifacts, run_id, [record_])
     return record_

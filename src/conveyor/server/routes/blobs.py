@@ -4,7 +4,8 @@ Keys are exactly ``blobs/<2 hex>/<62 hex>``; anything else (``..``, encoded
 dots, backslashes, NUL...) is a 400 before any file is touched. An upload must
 hash to its key. A blob is readable by whoever can read a run that recorded it or
 a model version whose package lists it, and by any member of any project when a
-dataset version lists it (``scope.blob_digest``, ``server/blob_index.py``).
+dataset version lists it (``scope.blob_digest``, ``server/blob_index.py``). An
+upload leaves a receipt: the uploader may then name the blob in a record.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from conveyor.core.errors import InvalidArgument, UnsafePath
+from conveyor.server.blob_index import received
 from conveyor.server.routes._files import receive_file, send_blob, store_blob
 from conveyor.server.routing import UPLOADER, Call, Endpoint, project_role
 from conveyor.server.scope import blob_digest
@@ -51,6 +53,7 @@ async def put(call: Call) -> Response:
         tmp.unlink()
         raise InvalidArgument(f"the body hashes to {actual}, not to its key's {digest}", field="body")
     await run_in_threadpool(store_blob, state.content, tmp, digest, size)
+    await run_in_threadpool(received, state, call.principal, [digest])  # the caller proved they hold it
     return Response(status_code=204)
 
 

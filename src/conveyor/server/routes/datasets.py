@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conveyor.server.blob_index import index_manifest
+from conveyor.server.blob_index import index_manifest, manifest_digests, require_held
 from conveyor.server.routes.registry import version_number
 from conveyor.server.routing import UPLOADER, Call, Endpoint, Param, project_role
 from conveyor.server.scope import member_projects
@@ -20,10 +20,13 @@ from conveyor.stores.metadata.wire import CheckIn, DatasetVersionIn
 
 
 def create_version(call: Call) -> Any:
+    """Register the version if the caller holds its manifest and files (403 otherwise), then index them."""
     body: DatasetVersionIn = call.body
+    listed = manifest_digests(call.state, body.content_hash)
+    require_held(call.state, call.principal, listed or [body.content_hash], "content_hash")
     fields = {f: getattr(body, f) for f in body.__struct_fields__}
     version = call.state.store.datasets.create_version(NewVersion(name=call.path["name"], **fields))
-    index_manifest(call.state, DATASET, "", body.content_hash)  # so any member can check it out
+    index_manifest(call.state, DATASET, "", version.id, body.content_hash, listed)  # so any member can check it out
     return version
 
 

@@ -2,15 +2,18 @@
 
 When the artifact store is S3 and presigning is on (``/health`` says
 ``direct_uploads``), a client asks ``POST /blob-uploads`` for the blobs it
-wants to write; the server answers a presigned PUT URL for each blob it does
-not hold yet, under a staging key ``uploads/<random>/<hex digest>`` (never the
-blob's own key, so nothing unchecked is ever readable as a blob). The client
+wants to write; the server answers a presigned PUT URL for each blob the
+caller does not hold (a blob stored for another project gets a URL too, so the
+answer never tells who else stored what), under a staging key
+``uploads/<random>/<hex digest>`` (never the blob's own key, so nothing
+unchecked is ever readable as a blob). The client
 PUTs the bytes there, then ``POST /blob-uploads/complete``: the server reads
 each staged object back, checks its size and BLAKE3 hash, copies that very
 version (``CopySourceIfMatch`` on the ETag it hashed) to the blob's key and
-deletes the staged object. A tampered or truncated upload is refused (400)
-and discarded. Staged objects a client never completes stay under
-``uploads/``: give the bucket a lifecycle rule that expires them after a day.
+deletes the staged object; the caller gets a receipt for the blob
+(``server/blob_index.py``). A tampered or truncated upload is refused (400)
+and discarded. Staged objects a client never completes are expired by the
+bucket's lifecycle rule and swept by the server (``server/upkeep.py``).
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ import blake3
 from starlette.responses import Response
 
 from conveyor.core.errors import InvalidArgument, NotFound, PayloadTooLarge
+from conveyor.server.blob_index import holds, received
 from conveyor.server.routing import UPLOADER, Call, Endpoint
-from conveyor.server.state import ServerState
 from conveyor.stores.artifacts.cas import blob_key, check_digest
 from conveyor.stores.metadata.wire import UploadsDoneIn, UploadsIn
 
@@ -32,7 +35,7 @@ _UPLOAD_ID = re.compile(r"uploads/[0-9a-f]{32}/([0-9a-f]{64})")
 
 
 def negotiate(call: Call) -> Any:
-    """A presigned PUT URL per blob the store lacks; ``direct: false`` means: stream through ``/blobs``."""
+    """A presigned PUT URL per blob the caller does not hold; ``direct: false`` means: stream through ``/blobs``."""
     body: UploadsIn = call.body
     state = call.state
     if not state.direct_uploads:
@@ -40,12 +43,13 @@ def negotiate(call: Call) -> Any:
     backend = state.content.backend
     limit = state.config.max_upload
     uploads = []
-    for i, blob in enumerate(body.blobs):
-        digest = check_digest(blob.digest, f"blobs[{i}].digest")
+    digests = [check_digest(blob.digest, f"blobs[{i}].digest") for i, blob in enumerate(body.blobs)]
+    held = holds(state, call.principal, digests, index=False)  # what the caller may see as stored: no leak
+    for i, (blob, digest) in enumerate(zip(body.blobs, digests, strict=True)):
         if limit and blob.size > limit:
             raise PayloadTooLarge(f"blob {digest} of {blob.size} bytes is over the limit of {limit}",
                                   field=f"blobs[{i}].size")
-        if backend.size(blob_key(digest)) == blob.size:
+        if digest in held and backend.size(blob_key(digest)) == blob.size:
             continue  # stored already
         upload_id = f"uploads/{uuid.uuid4().hex}/{digest.split(':', 1)[1]}"
         url = backend.presign_put(upload_id, state.config.presign_expiry)
@@ -64,19 +68,24 @@ def complete(call: Call) -> Response:
         match = _UPLOAD_ID.fullmatch(upload.upload_id)
         if match is None or match.group(1) != digest.split(":", 1)[1]:
             raise InvalidArgument(f"{field}.upload_id is not an upload of {digest}", field=f"{field}.upload_id")
-        keep(call.state, upload.upload_id, digest, upload.size, field)
+        keep(call, upload.upload_id, digest, upload.size, field)
     return Response(status_code=204)
 
 
-def keep(state: ServerState, upload_id: str, digest: str, size: int, field: str) -> None:
-    """Hash the staged object as S3 holds it; copy that version to the blob's key if it is ``digest``."""
+def keep(call: Call, upload_id: str, digest: str, size: int, field: str) -> None:
+    """Hash the staged object as S3 holds it; copy that version to the blob's key if it is ``digest``.
+
+    The caller gets a receipt for the blob before the staged object is deleted,
+    so a retried completion finds it.
+    """
+    state = call.state
     backend = state.content.backend
     key = blob_key(digest)
     try:
         etag, chunks = backend.read_version(upload_id)
     except NotFound:
-        if backend.size(key) == size:
-            return  # a retry of a completion that went through
+        if digest in holds(state, call.principal, [digest]) and backend.size(key) == size:
+            return  # a retry of a completion that went through (knowing the digest is not enough)
         raise InvalidArgument(f"nothing was uploaded for {digest} under {upload_id}", field=field) from None
     try:
         hasher, seen = blake3.blake3(max_threads=blake3.blake3.AUTO), 0
@@ -92,6 +101,7 @@ def keep(state: ServerState, upload_id: str, digest: str, size: int, field: str)
                 f"hashing to {actual}); it was discarded, upload it again", field=field)
         if backend.size(key) != size:
             backend.copy_version(upload_id, key, etag)
+        received(state, call.principal, [digest])
     finally:
         backend.delete(upload_id)
 

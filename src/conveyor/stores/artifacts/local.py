@@ -307,6 +307,15 @@ class LocalBackend:
                     keys.append(key)
         return iter(sorted(keys))
 
+    def stale(self, prefix: str, before: float) -> Sequence[str]:
+        """Keys under ``prefix`` last written before ``before`` (seconds since the epoch)."""
+        old = []
+        for key in self.list(prefix):
+            with contextlib.suppress(FileNotFoundError):
+                if self._path(key).stat().st_mtime < before:
+                    old.append(key)
+        return old
+
     def local_path(self, key: str) -> Path | None:
         """The real file behind ``key`` (it may not exist yet)."""
         return self._path(key)

@@ -10,7 +10,7 @@ The bucket must exist; Conveyor never creates one behind your back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -214,6 +214,65 @@ class S3Backend:
             self._raise(exc, src)
         except bexc.BotoCoreError as exc:
             self._raise(exc, src)
+
+    # -- upkeep of staged uploads (``server/upkeep.py``) ------------------------------
+
+    def expire_under(self, prefix: str, days: int) -> bool:
+        """Have the bucket expire objects under ``prefix`` and abort multipart uploads after ``days``.
+
+        Adds (or updates) one lifecycle rule named after the prefix and keeps the
+        bucket's other rules. ``False`` when the bucket does not allow it (no
+        permission, or a store without lifecycle support): sweeping still works.
+        """
+        full = self.prefix + safe_relpath(prefix, field="prefix") + "/"
+        rule = {"ID": f"conveyor-expire {full}"[:255], "Filter": {"Prefix": full}, "Status": "Enabled",
+                "Expiration": {"Days": days}, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days}}
+        try:
+            try:
+                rules = self._client.get_bucket_lifecycle_configuration(Bucket=self.bucket).get("Rules", [])
+            except bexc.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
+                    raise
+                rules = []
+            if rule in rules:
+                return True
+            rules = [r for r in rules if r.get("ID") != rule["ID"]] + [rule]
+            self._client.put_bucket_lifecycle_configuration(Bucket=self.bucket,
+                                                            LifecycleConfiguration={"Rules": rules})
+        except (bexc.BotoCoreError, bexc.ClientError):
+            return False
+        return True
+
+    def stale(self, prefix: str, before: float) -> Sequence[str]:
+        """Keys under ``prefix`` last written before ``before`` (seconds since the epoch)."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
+        keys: list[str] = []
+
+        def collect() -> None:
+            for page in pages:
+                keys.extend(item["Key"][len(self.prefix):] for item in page.get("Contents", ())
+                            if item["LastModified"].timestamp() < before)
+
+        self._call(collect, key=None)
+        return keys
+
+    def abort_multipart(self, prefix: str, before: float) -> int:
+        """Abort the multipart uploads under ``prefix`` started before ``before``; how many."""
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        aborted = 0
+
+        def abort() -> None:
+            nonlocal aborted
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for upload in page.get("Uploads", ()):
+                    if upload["Initiated"].timestamp() < before:
+                        self._client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
+                                                            UploadId=upload["UploadId"])
+                        aborted += 1
+
+        self._call(abort, key=None)
+        return aborted
 
     def list(self, prefix: str = "") -> Iterator[str]:
         """Keys starting with ``prefix`` (relative to the store's prefix), sorted."""

@@ -36,6 +36,7 @@ from conveyor.stores.metadata.sql.idempotency import claim, earlier, remember
 from conveyor.stores.metadata.sql.projects import ensure_project
 from conveyor.stores.metadata.sql.schema import (
     alias_history,
+    blob_refs,
     gate_evaluations,
     lineage_edges,
     model_aliases,
@@ -427,6 +428,8 @@ class SqlRegistryStore:
                     "(move or remove the alias first)"
                 )
             conn.execute(delete(model_versions).where(model_versions.c.id == row.id))
+            # its package's blobs stop being readable through it (other versions keep their own rows)
+            conn.execute(delete(blob_refs).where(blob_refs.c.source == row.id))
             conn.execute(delete(lineage_edges).where(
                 ((lineage_edges.c.dst_kind == "model_version") & (lineage_edges.c.dst_id == row.id))
                 | ((lineage_edges.c.src_kind == "model_version") & (lineage_edges.c.src_id == row.id))))

@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 
 #: The Alembic revision these tables correspond to.
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 
 # Integer primary keys must be INTEGER on SQLite to alias the rowid (autoincrement).
 PK = BigInteger().with_variant(Integer(), "sqlite")
@@ -374,14 +374,30 @@ idempotency_keys = Table(
 # registered through the server (``sql/blob_refs.py``): a run's files are in
 # ``artifacts``, but a package or a dataset version is a manifest blob no table
 # lists, and the server must know who may read each of its files. ``project`` is
-# the model's project, and "" for a dataset (datasets belong to the whole server).
+# the model's project, and "" for a dataset (datasets belong to the whole server);
+# ``source`` is the model version's or dataset version's id, so deleting a version
+# deletes its references in the same transaction.
 blob_refs = Table(
     "blob_refs",
     metadata,
     Column("digest", String(80), nullable=False),
     Column("kind", String(16), nullable=False),  # "model" | "dataset"
     Column("project", String(250), nullable=False),
-    PrimaryKeyConstraint("digest", "kind", "project"),
+    Column("source", String(32), nullable=False),
+    PrimaryKeyConstraint("digest", "kind", "project", "source"),
+    Index(None, "source"),
+)
+
+# Who proved they hold a blob's bytes by uploading them through the server (a
+# streamed PUT, or a direct upload the server hashed): only then, or when they can
+# already read it, may they name the blob in a record (``sql/blob_refs.py``).
+blob_receipts = Table(
+    "blob_receipts",
+    metadata,
+    Column("digest", String(80), nullable=False),
+    Column("principal", String(250), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("digest", "principal"),
 )
 
 # ------------------------------------------------------------------ monitoring
