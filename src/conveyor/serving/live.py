@@ -35,8 +35,42 @@ class Loaded:
     info: dict[str, Any]
 
 
-class LiveModel:
+class Poller:
+    """Calls :meth:`refresh` every ``poll`` seconds on a daemon thread, from :meth:`follow` to :meth:`stop`."""
+
+    poll: float
+    thread_name = "conveyor-poll"
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> Any:
+        raise NotImplementedError
+
+    def polls(self) -> bool:
+        """Whether there is anything to poll for."""
+        return self.poll > 0
+
+    def follow(self) -> None:
+        if self._thread is not None or not self.polls():
+            return
+        self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll):
+            self.refresh()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+class LiveModel(Poller):
     def __init__(self, registry: ModelRegistry, uri: str, *, poll: float = 5.0, weight_tag: str | None = None) -> None:
+        super().__init__()
         self.registry = registry
         self.uri = uri
         self.name, ref = parse_model_uri(uri)
@@ -47,8 +81,7 @@ class LiveModel:
         self.weight: float | None = None
         self.current: Loaded | None = None
         self.last_error: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.thread_name = f"conveyor-follow-{self.name}"
         self._lock = threading.Lock()
 
     @property
@@ -105,18 +138,6 @@ class LiveModel:
         keeping = f"; still serving version {self.current.version}" if self.current else ""
         log.log(level, "%s%s", message, keeping)
 
-    def follow(self) -> None:
-        """Check the alias every ``poll`` seconds on a daemon thread (no-op for a fixed version)."""
-        if self.follows is None or self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._loop, name=f"conveyor-follow-{self.name}", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.poll):
-            self.refresh()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+    def polls(self) -> bool:
+        """Check the alias every ``poll`` seconds (nothing to check for a fixed version, or with ``poll`` 0)."""
+        return self.follows is not None and self.poll > 0

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from conveyor.registry.service import parse_model_uri
-from conveyor.serving.live import LiveModel, Loaded
+from conveyor.serving.live import LiveModel, Loaded, Poller
 from conveyor.stores.predictions import (
     ERROR,
     OUTLIER,
@@ -272,14 +272,15 @@ def _frame(columns: dict[str, Any], names: Sequence[str], take: np.ndarray) -> A
     return frame if take.all() else frame[take].reset_index(drop=True)
 
 
-class Outliers:
+class Outliers(Poller):
     """The watches of a serving process, one per served model name, and the thread that refreshes them."""
 
+    thread_name = "conveyor-outliers"
+
     def __init__(self, watches: dict[str, OutlierWatch], poll: float) -> None:
+        super().__init__()
         self.watches = watches
         self.poll = poll
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def of(cls, registry: Any, lives: Sequence[LiveModel], *, monitor: str | None, poll: float,
@@ -299,19 +300,3 @@ class Outliers:
     def refresh(self) -> None:
         for watch in self.watches.values():
             watch.refresh()
-
-    def follow(self) -> None:
-        """Refresh every ``poll`` seconds on a daemon thread (monitors come and go; versions change)."""
-        if self._thread is not None or self.poll <= 0:
-            return
-        self._thread = threading.Thread(target=self._loop, name="conveyor-outliers", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.poll):
-            self.refresh()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
