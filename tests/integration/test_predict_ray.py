@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,8 @@ def test_a_tampered_package_is_refused_on_the_workers(champion: tuple[Any, pd.Da
     assert not (tmp_path / "out.parquet").exists()
 
 
-def test_bad_ray_arguments_are_named(champion: tuple[Any, pd.DataFrame], tmp_path: Path) -> None:
+def test_bad_ray_arguments_are_named(champion: tuple[Any, pd.DataFrame], tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
     _, bikes = champion
     src = tmp_path / "in.parquet"
     bikes[FEATURES].head(100).to_parquet(src, index=False)
@@ -119,3 +121,7 @@ def test_bad_ray_arguments_are_named(champion: tuple[Any, pd.DataFrame], tmp_pat
     assert result.exit_code == 2 and "exists" in result.output
     result = predict("--input", str(src), "--output", str(tmp_path / "o.parquet"), "--ray-actors", "2")
     assert result.exit_code == 2 and "--ray" in result.output
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the ray extra were not installed
+    result = predict("--input", str(src), "--output", str(tmp_path / "o.parquet"), "--ray")
+    assert result.exit_code == 6 and "pip install 'conveyor-mlops[ray]'" in result.output
+    assert not (tmp_path / "o.parquet").exists()

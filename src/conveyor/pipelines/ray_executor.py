@@ -28,7 +28,7 @@ def _import_ray() -> Any:
         import ray
     except ImportError:
         raise MissingExtra(
-            "the Ray executor needs Ray; install it with: pip install 'conveyor-mlops[ray]'"
+            "Ray is not installed; install it with: pip install 'conveyor-mlops[ray]'"
         ) from None
     return ray
 
