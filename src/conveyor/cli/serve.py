@@ -83,15 +83,34 @@ def _check_auth_backend(config: ServeConfig) -> None:
 
 @click.command("predict")
 @click.argument("model_uri")
-@click.option("--input", "src", required=True, type=click.Path(dir_okay=False), help="A .parquet or .csv file.")
-@click.option("--output", "dest", required=True, type=click.Path(dir_okay=False), help="The .parquet file to write.")
+@click.option("--input", "src", required=True, type=click.Path(),
+              help="A .parquet or .csv file (with --ray also a folder of .parquet files).")
+@click.option("--output", "dest", required=True, type=click.Path(),
+              help="The .parquet file to write (with --ray a name without .parquet is a folder, one file per block).")
 @click.option("--chunk-rows", default=100_000, show_default=True, type=int)
 @click.option("--project", default=None)
-def predict_command(model_uri: str, src: str, dest: str, chunk_rows: int, project: str | None) -> None:
-    """Score a file with MODEL_URI, chunk by chunk, into a Parquet file."""
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ray://HOST:PORT]",
+              help="Score on Ray: alone, local Ray (or RAY_ADDRESS); or a ray:// cluster address.")
+@click.option("--ray-actors", default=None, type=click.IntRange(1), help="Ray actors scoring (default: CPUs - 1).")
+def predict_command(model_uri: str, src: str, dest: str, chunk_rows: int, project: str | None,
+                    ray_address: str | None, ray_actors: int | None) -> None:
+    """Score a file with MODEL_URI, chunk by chunk, into a Parquet file (or on Ray with --ray)."""
     import conveyor as cv
+
+    registry = cv.models.registry(project)
+    if ray_address is not None:
+        from conveyor.serving.ray_batch import score_on_ray
+
+        mv = registry.resolve(model_uri)
+        meta = {"name": mv.name, "version": mv.version, "uri": mv.uri}
+        rows = score_on_ray(ray_address, registry.content, mv.package_digest, src, dest, metadata=meta,
+                            chunk_rows=chunk_rows, actors=ray_actors)
+        click.echo(f"{rows:,} rows scored on Ray by {mv.uri} into {dest}")
+        return
+    if ray_actors is not None:
+        raise click.UsageError("--ray-actors needs --ray")
     from conveyor.serving.batch import score_file
 
-    model = cv.models.registry(project).load(model_uri)
+    model = registry.load(model_uri)
     rows = score_file(model, src, dest, chunk_rows=chunk_rows)
     click.echo(f"{rows:,} rows scored by {model.metadata.get('uri', model_uri)} into {dest}")

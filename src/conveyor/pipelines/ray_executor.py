@@ -28,20 +28,20 @@ def _import_ray() -> Any:
         import ray
     except ImportError:
         raise MissingExtra(
-            "the Ray executor needs Ray; install it with: pip install 'conveyor-mlops[ray]'"
+            "Ray is not installed; install it with: pip install 'conveyor-mlops[ray]'"
         ) from None
     return ray
 
 
-def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT, *, field: str = "executor") -> None:
     """Fail in seconds, not minutes, when nothing listens at a ``ray://`` address."""
     parts = urlsplit(address)
     try:
         host, port = parts.hostname, parts.port or 10001
     except ValueError:
-        raise InvalidArgument(f"{address!r} is not a ray://host:port address", field="executor") from None
+        raise InvalidArgument(f"{address!r} is not a ray://host:port address", field=field) from None
     if not host:
-        raise InvalidArgument(f"{address!r} is not a ray://host:port address", field="executor")
+        raise InvalidArgument(f"{address!r} is not a ray://host:port address", field=field)
     try:
         with socket.create_connection((host, port), timeout=timeout):
             pass
@@ -52,12 +52,12 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
         ) from None
 
 
-def open_ray_executor(spec: str) -> RayExecutor:
-    """Connect to (or start) Ray for ``spec`` and return an executor over it."""
+def connect(spec: str, *, field: str = "executor") -> Any:
+    """The ``ray`` module, connected to ``spec`` (a ``ray://`` address) or else local Ray / ``RAY_ADDRESS``."""
     ray = _import_ray()
     address = spec if spec.startswith("ray://") else None
     if address is not None:
-        check_reachable(address)
+        check_reachable(address, field=field)
     if not ray.is_initialized():
         env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         try:
@@ -67,7 +67,12 @@ def open_ray_executor(spec: str) -> RayExecutor:
                 ray.init(include_dashboard=False, runtime_env={"env_vars": env})
         except ConnectionError as exc:
             raise BackendUnavailable(f"cannot connect to Ray at {address or 'local'}: {exc}") from None
-    return RayExecutor(ray)
+    return ray
+
+
+def open_ray_executor(spec: str) -> RayExecutor:
+    """Connect to (or start) Ray for ``spec`` and return an executor over it."""
+    return RayExecutor(connect(spec))
 
 
 class RayExecutor:

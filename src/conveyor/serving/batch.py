@@ -33,15 +33,34 @@ def _chunks(path: Path, chunk_rows: int) -> Iterator[Any]:
         raise InvalidArgument(f"{path.name}: give a .parquet or .csv file", field="input")
 
 
+def score_chunk(model: Any, chunk: Any, prediction_column: str = "prediction") -> Any:
+    """``chunk`` (a DataFrame) plus the model's prediction column(s), after the signature check.
+
+    Raises:
+        SignatureMismatch: a column is missing, extra or of the wrong type; each is named.
+    """
+    from conveyor.serving.variants import conform
+
+    frame = chunk
+    if model.signature is not None:
+        frame = conform(chunk, model.signature)
+        model.signature.validate(frame)
+    output = model.predict(frame)
+    if hasattr(output, "columns"):
+        return chunk.reset_index(drop=True).join(output.reset_index(drop=True), rsuffix="_prediction")
+    return chunk.assign(**{prediction_column: list(output) if getattr(output, "ndim", 1) > 1 else output})
+
+
 def score_file(model: Any, src: str | Path, dest: str | Path, *, chunk_rows: int = 100_000,
                prediction_column: str = "prediction") -> int:
     """Score ``src`` into ``dest`` with a loaded model (``.predict``, ``.signature``); returns rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from conveyor.serving.variants import conform
-
     src, dest = Path(src), Path(dest)
+    if src.is_dir():
+        raise InvalidArgument(f"{src} is a folder: give one file, or score the folder on Ray (--ray)",
+                              field="input")
     if not src.is_file():
         raise NotFound(f"no input file {src}", field="input")
     if chunk_rows < 1:
@@ -51,15 +70,7 @@ def score_file(model: Any, src: str | Path, dest: str | Path, *, chunk_rows: int
     rows = 0
     try:
         for chunk in _chunks(src, chunk_rows):
-            frame = chunk
-            if model.signature is not None:
-                frame = conform(chunk, model.signature)
-                model.signature.validate(frame)
-            output = model.predict(frame)
-            if hasattr(output, "columns"):
-                out = chunk.reset_index(drop=True).join(output.reset_index(drop=True), rsuffix="_prediction")
-            else:
-                out = chunk.assign(**{prediction_column: list(output) if getattr(output, "ndim", 1) > 1 else output})
+            out = score_chunk(model, chunk, prediction_column)
             table = pa.Table.from_pandas(out, preserve_index=False)
             if writer is None:
                 writer = pq.ParquetWriter(partial, table.schema, compression="zstd")

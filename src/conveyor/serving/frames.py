@@ -86,8 +86,8 @@ class FramePlan:
         if array.dtype.kind not in "iuf" or array.ndim != 2:  # text, None, bools or ragged rows
             return None
         if array.dtype.kind == "f":
-            if np.isnan(array).any():
-                return None  # let the full check decide what nulls are allowed
+            if not np.isfinite(array).all():
+                return None  # let the full check decide what nulls are allowed, and the model what infinity is
             if self.any_integer:
                 ints = array[:, self.integer]
                 if not (ints == np.round(ints)).all():

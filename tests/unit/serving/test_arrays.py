@@ -72,5 +72,21 @@ def test_rows_that_are_not_clean_numbers_leave_the_fast_path(data: tuple[pd.Data
     assert plan.frame([Batchable(records=[{**record, "temp": None}])]) is None
     assert plan.frame([Batchable(records=[{**record, "extra": 1}])]) is None
     assert plan.frame([Batchable(records=[{**record, "hr": "8"}])]) is None
+    assert plan.frame([Batchable(records=[{**record, "temp": float("inf")}])]) is None  # the model decides
     whole = plan.frame([Batchable(records=[{**record, "hr": 8.0}])])
     assert whole is not None and whole.columns["hr"].tolist() == [8]
+
+
+def test_infinity_leaves_the_fast_path_so_the_model_still_refuses_it(data: tuple[pd.DataFrame, Any]) -> None:
+    frame, y = data
+    model = LogisticRegression().fit(frame, y)
+    loaded = _loaded(model, frame.head(5))
+    plan = FramePlan(loaded.signature)
+    predict = array_predictor(loaded, plan.names, plan.to_array)
+    assert predict is not None
+    bad = frame.head(2).astype(float)
+    bad.loc[0, "temp"] = np.inf
+    with pytest.raises(ValueError, match="infinity"):  # what the served model says on the DataFrame path
+        model.predict(bad)
+    # The fast path never sends it (above); the frame path it takes answers as the model does.
+    assert plan.frame([Batchable(records=bad.to_dict(orient="records"))]) is None
