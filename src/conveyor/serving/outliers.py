@@ -146,7 +146,7 @@ class OutlierWatch:
         """Choose each served version's monitor again; True when a detector in use changed."""
         with self._lock:
             try:
-                records = self.registry.store.monitors.list_monitors(self.registry.project)
+                records = self.registry.store.monitors.list_monitors(self.registry.project, with_reference=False)
             except Exception as exc:  # the store is away: keep what we have
                 self._say("choose", f"cannot read the monitors of project {self.registry.project!r}: {exc}")
                 return False

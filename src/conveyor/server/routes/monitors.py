@@ -26,7 +26,8 @@ def create(call: Call) -> Any:
 
 
 def list_(call: Call) -> Any:
-    return call.state.store.monitors.list_monitors(call.path["project"])
+    with_reference = call.query.get("with_reference", "true").lower() != "false"
+    return call.state.store.monitors.list_monitors(call.path["project"], with_reference=with_reference)
 
 
 def get(call: Call) -> Any:
@@ -81,7 +82,8 @@ _BY_ID = "/monitors/{monitor_id}"
 
 ENDPOINTS = [
     Endpoint("GET", "/projects/{project}/monitors", list_, project_role("viewer", project_in_path),
-             "List a project's monitors in name order"),
+             "List a project's monitors in name order (with_reference=false: without the profiles)",
+             query=[Param("with_reference", "boolean")]),
     Endpoint("POST", "/projects/{project}/monitors", create, project_role("editor", project_in_path),
              "Store a monitor (idempotent with idempotency_key)", body=MonitorIn, status=201),
     Endpoint("GET", _NAMED, get, project_role("viewer", project_in_path), "Get a monitor"),

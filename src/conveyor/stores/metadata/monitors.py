@@ -113,8 +113,9 @@ class MonitorStore(Protocol):
         """The monitor ``name`` of ``project``; ``NotFound`` if missing."""
         ...
 
-    def list_monitors(self, project: str) -> list[MonitorRecord]:
-        """The project's monitors in name order."""
+    def list_monitors(self, project: str, *, with_reference: bool = True) -> list[MonitorRecord]:
+        """The project's monitors in name order; ``with_reference=False`` leaves each profile out
+        (``reference`` is ``{}``): what a poller needs, without megabytes of profiles."""
         ...
 
     def delete_monitor(self, project: str, name: str) -> None:

@@ -55,8 +55,9 @@ class RestMonitorStore:
         path = f"{self._project(project)}/{v.check_name(name, 'monitor')}"
         return msgspec.convert(self._call("GET", path), MonitorRecord)
 
-    def list_monitors(self, project: str) -> list[MonitorRecord]:
-        return msgspec.convert(self._call("GET", self._project(project)), list[MonitorRecord])
+    def list_monitors(self, project: str, *, with_reference: bool = True) -> list[MonitorRecord]:
+        params = None if with_reference else {"with_reference": "false"}
+        return msgspec.convert(self._call("GET", self._project(project), params=params), list[MonitorRecord])
 
     def delete_monitor(self, project: str, name: str) -> None:
         path = f"{self._project(project)}/{v.check_name(name, 'monitor')}"

@@ -48,6 +48,8 @@ class MonitorStoreContract:
         assert err.value.field == "name"
         assert [m.id for m in monitors.list_monitors("p")] == [made.id]
         assert [m.id for m in monitors.list_monitors("q")] == [other.id]
+        light = monitors.list_monitors("p", with_reference=False)
+        assert [(m.id, m.reference, m.config) for m in light] == [(made.id, {}, made.config)]
 
     def test_missing_monitors_and_bad_names_are_refused(self, monitors: Any) -> None:
         with pytest.raises(NotFound):

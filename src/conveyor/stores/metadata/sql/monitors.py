@@ -103,10 +103,12 @@ class SqlMonitorStore:
         with read_transaction(self._engine) as conn:
             return _monitor(self._row(conn, project, name))
 
-    def list_monitors(self, project: str) -> list[MonitorRecord]:
+    def list_monitors(self, project: str, *, with_reference: bool = True) -> list[MonitorRecord]:
+        columns = list(monitors.c) if with_reference else [c for c in monitors.c if c.name != "reference"]
+        query = select(*columns).where(monitors.c.project == project).order_by(monitors.c.name)
         with read_transaction(self._engine) as conn:
-            rows = conn.execute(select(monitors).where(monitors.c.project == project).order_by(monitors.c.name))
-            return [_monitor(r) for r in rows]
+            rows = conn.execute(query).mappings().all()
+        return [MonitorRecord(**({"reference": {}} | dict(r))) for r in rows]
 
     def delete_monitor(self, project: str, name: str) -> None:
         with write_transaction(self._engine) as conn:
