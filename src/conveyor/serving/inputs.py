@@ -70,13 +70,14 @@ def _split(value: Any, field: str) -> Batchable:
     columns, data = value.get("columns"), value.get("data")
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise InvalidArgument(f"{field}.columns must be a list of column names", field=f"{field}.columns")
-    if not isinstance(data, list) or not all(isinstance(r, list) for r in data):
+    # Checked with map and set (C loops): a 100-row request paid more for a Python loop over its rows.
+    if not isinstance(data, list) or (data and set(map(type, data)) != {list}):
         raise InvalidArgument(f"{field}.data must be a list of rows (lists)", field=f"{field}.data")
-    for i, row in enumerate(data):
-        if len(row) != len(columns):
-            raise InvalidArgument(
-                f"{field}.data row {i} has {len(row)} values for {len(columns)} columns", field=f"{field}.data"
-            )
+    if data and set(map(len, data)) != {len(columns)}:
+        i, row = next((i, row) for i, row in enumerate(data) if len(row) != len(columns))
+        raise InvalidArgument(
+            f"{field}.data row {i} has {len(row)} values for {len(columns)} columns", field=f"{field}.data"
+        )
     return Batchable(columns=list(columns), data=data)
 
 
