@@ -12,6 +12,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from conveyor.core.errors import SchemaOutOfDate
 from conveyor.stores.metadata.sql import schema
@@ -183,3 +184,44 @@ def test_processes_opening_a_fresh_database_at_once_all_succeed(tmp_path: Path) 
             assert conn.execute(text("SELECT name FROM projects")).scalars().all() == ["shared"]
     finally:
         engine.dispose()
+
+
+def test_upgrading_sqlite_keeps_every_run_and_never_hands_a_deleted_runs_key_out_again(tmp_path: Path) -> None:
+    """Migration 0010 rebuilds runs with AUTOINCREMENT; rows, children and foreign keys come through."""
+    uri = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(uri)
+    upgrade(engine, "0009")
+    with engine.begin() as conn:  # what a 0009 database holds: a project, runs, their params and metrics
+        conn.execute(text("INSERT INTO projects (id, name, description, created_at) VALUES ('p1', 'bikes', '', 1)"))
+        for pk in (1, 2, 3):
+            conn.execute(text(
+                "INSERT INTO runs (pk, id, project_id, name, status, start_time, user, env) "
+                "VALUES (:pk, :id, 'p1', 'r', 'FINISHED', 1, 'u', '{}')"), {"pk": pk, "id": f"{pk:032x}"})
+            conn.execute(text("INSERT INTO params (run_pk, key, value) VALUES (:pk, 'lr', '0.1')"), {"pk": pk})
+        conn.execute(text("DELETE FROM params WHERE run_pk = 3"))
+        conn.execute(text("DELETE FROM runs WHERE pk = 3"))  # the newest run was deleted before the upgrade
+    assert upgrade(engine) == ("0009", SCHEMA_REVISION)  # what `conveyor db upgrade` does
+    engine.dispose()
+
+    store = SqlMetadataStore(uri)
+    try:
+        assert [r.params for r in (store.get_run(f"{1:032x}"), store.get_run(f"{2:032x}"))] == [{"lr": "0.1"}] * 2
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # back on for everyone after
+            assert "AUTOINCREMENT" in conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'runs'").scalar()
+        def key(run_id: str) -> int:
+            with store.engine.connect() as conn:
+                return int(conn.exec_driver_sql("SELECT pk FROM runs WHERE id = ?", (run_id,)).scalar_one())
+
+        newest = store.create_run(project="bikes", name="after")
+        deleted = key(newest.id)
+        store.delete_run(newest.id)  # the newest run: without AUTOINCREMENT its key was next in line
+        again = store.create_run(project="bikes", name="again")
+        assert key(again.id) > deleted
+        # a foreign key is enforced again on the rebuilt table
+        with pytest.raises(IntegrityError, match="FOREIGN KEY"), store.engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO params (run_pk, key, value) VALUES (999, 'x', '1')")
+    finally:
+        store.close()

@@ -54,18 +54,29 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
     from alembic.util import CommandError
 
     with schema_lock(engine) as conn:
-        before = current_revision(conn)
-        if before is None:
-            _refuse_foreign(conn, str(engine.url))
+        # SQLite rebuilds a table to change it (migration 0010), which foreign keys forbid;
+        # the pragma only takes effect outside a transaction, so it is set before any begins.
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:
+            conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
         try:
-            command.upgrade(_config(conn), revision)
-        except CommandError as exc:
-            raise SchemaOutOfDate(
-                f"cannot upgrade to {revision!r} from {before or 'an empty database'}: {exc} "
-                "(a newer Conveyor may have written this database: upgrade Conveyor)"
-            ) from None
-        conn.commit()
-        after = current_revision(conn)
+            before = current_revision(conn)
+            if before is None:
+                _refuse_foreign(conn, str(engine.url))
+            try:
+                command.upgrade(_config(conn), revision)
+            except CommandError as exc:
+                raise SchemaOutOfDate(
+                    f"cannot upgrade to {revision!r} from {before or 'an empty database'}: {exc} "
+                    "(a newer Conveyor may have written this database: upgrade Conveyor)"
+                ) from None
+            conn.commit()
+            after = current_revision(conn)
+            conn.commit()
+        finally:
+            if sqlite:
+                conn.rollback()
+                conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
     return before, after
 
 

@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 
 #: The Alembic revision these tables correspond to.
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
 
 # Integer primary keys must be INTEGER on SQLite to alias the rowid (autoincrement).
 PK = BigInteger().with_variant(Integer(), "sqlite")
@@ -75,6 +75,7 @@ runs = Table(
     Index(None, "project_id", "start_time"),
     Index(None, "status", "heartbeat_at"),
     Index(None, "parent_id"),
+    sqlite_autoincrement=True,  # a deleted run's key is never handed to a new run (migration 0010)
 )
 
 params = Table(
